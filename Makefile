@@ -1,0 +1,50 @@
+# lightning-gans — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_PIN := torch==2.14.1 torchvision==0.29.1
+EXP ?= toy_grid
+ARGS ?=
+DATA_DIR ?= ./data
+export LIGHTNING_GANS_DATA := $(DATA_DIR)
+export WANDB_MODE ?= offline
+
+.DEFAULT_GOAL := help
+.PHONY: help install train test bench lint format clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@echo "  variables: EXP=<experiments/NAME.yaml> ARGS=\"--trainer.max_epochs=3\" DATA_DIR=./data"
+
+# The venv is (re)built only when pyproject.toml or this Makefile changed since the last install.
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip install -q -e '.[dev]' $(TORCH_PIN)
+	@$(PY) -c "import torch, torchvision; assert torch.__version__.startswith('2.14.1'), torch.__version__"
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the package (automatic for the other targets)
+
+train: $(STAMP) ## train EXP (default toy_grid): make train EXP=dcgan_mnist DATA_DIR=… ARGS="…"
+	$(VENV)/bin/lightning-gans fit --config experiments/$(EXP).yaml $(ARGS)
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest -q tests $(ARGS)
+
+bench: $(STAMP) ## per-step time of DCGAN in lightning-gans vs a plain PyTorch loop
+	$(PY) benchmarks/bench_step.py $(ARGS)
+
+lint: $(STAMP) ## ruff lint + format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## ruff autofix + format
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean: ## remove runs/ and caches (keeps .venv and data/)
+	rm -rf runs lightning_logs wandb .pytest_cache .ruff_cache
