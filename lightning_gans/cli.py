@@ -1,0 +1,240 @@
+"""``lightning-gans`` command line: LightningCLI (fit/validate/test/predict) plus project subcommands.
+
+    lightning-gans fit --config experiments/dcgan_mnist.yaml [--trainer.max_epochs=3] [--model.n_critic=5]
+    lightning-gans sample --ckpt runs/dcgan_mnist/<run>/checkpoints/last.ckpt --n 64 --out samples
+
+Every ``fit`` writes a run directory ``<runs_dir>/<experiment>/<timestamp>/`` holding the resolved config
+(``config.yaml``), ``checkpoints/last.ckpt``, ``samples/*.png``, ``metrics.jsonl``, the CSV log and the W&B
+offline run. The experiment name is the stem of the first ``--config`` file unless ``--experiment`` is given.
+
+Decisions made here (and why):
+
+* **DDP strategy.** Manual optimisation with toggled optimizers leaves half the parameters out of every
+  backward, which plain ``ddp`` rejects ("Expected to have finished reduction…"). ``strategy=ddp`` /
+  ``ddp_spawn`` are therefore upgraded to their ``find_unused_parameters_true`` variants (logged), the one
+  place this is handled. SyncBatchNorm stays a trainer option (``--trainer.sync_batchnorm=true``).
+* **Rejected trainer options.** ``gradient_clip_val`` and ``accumulate_grad_batches`` cannot work with
+  manual optimisation; they are refused before fit with the model option to use instead.
+* **W&B** is offline unless ``WANDB_MODE=online`` (or ``--wandb.mode=online``); ``disabled`` turns it off.
+  Offline runs are synced later with ``wandb sync <run_dir>/wandb/offline-run-*``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.utilities import rank_zero_info
+
+from lightning_gans.callbacks import MetricsJsonl, RunCheckpoint
+from lightning_gans.models.base import GANModule, NonFiniteLossError
+
+RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"
+REJECTED_TRAINER_OPTIONS = {
+    "gradient_clip_val": (
+        None,
+        "GANs clip each network separately: use --model.gradient_clip_d=<v> and/or --model.gradient_clip_g=<v>",
+    ),
+    "accumulate_grad_batches": (
+        1,
+        "manual optimisation steps every batch; raise --data.batch_size (or use more devices) instead",
+    ),
+}
+DDP_UPGRADES = {
+    "ddp": "ddp_find_unused_parameters_true",
+    "ddp_spawn": "ddp_spawn_find_unused_parameters_true",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration the framework refuses, with what to do instead."""
+
+
+class RunConfigSaver(SaveConfigCallback):
+    """Write the resolved config to ``<run_dir>/config.yaml`` and send it to the loggers (W&B config)."""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self.already_saved or not trainer.is_global_zero:
+            return
+        path = Path(trainer.default_root_dir) / self.config_filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
+        self.already_saved = True
+        config = self.parser.dump(self.config, skip_none=False, format="json")
+        import json
+
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"config": json.loads(config)})
+
+
+class GANLightningCLI(LightningCLI):
+    def __init__(self, args: Any = None, run: bool = True) -> None:
+        super().__init__(
+            model_class=GANModule,
+            datamodule_class=pl.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_callback=RunConfigSaver,
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            args=args,
+            run=run,
+            auto_configure_optimizers=False,
+        )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument("--experiment", type=str | None, default=None, help="Run name (default: config stem)")
+        parser.add_argument(
+            "--runs_dir",
+            type=str,
+            default=os.environ.get("LIGHTNING_GANS_RUNS", "runs"),
+            help="Root of run dirs",
+        )
+        parser.add_argument(
+            "--wandb.mode",
+            type=str,
+            default=os.environ.get("WANDB_MODE", "offline"),
+            help="offline (default) | online | disabled",
+        )
+        parser.add_argument("--wandb.project", type=str, default="lightning-gans")
+
+    # ------------------------------------------------------------------ run directory and loggers
+    def _experiment_name(self, config: Any) -> str:
+        if config.get("experiment"):
+            return config["experiment"]
+        paths = [Path(str(p)) for p in (config.get("config") or [])]
+        for path in paths:
+            if path.parent.name == "experiments":
+                return path.stem
+        return paths[0].stem if paths else "default"
+
+    def _run_dir(self, config: Any, experiment: str) -> Path:
+        inherited = os.environ.get(RUN_DIR_ENV)
+        if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
+            return Path(inherited)  # a DDP child process: use the directory its launcher chose
+        base = Path(config["runs_dir"]) / experiment
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path, n = base / stamp, 1
+        while path.exists():
+            n += 1
+            path = base / f"{stamp}-{n}"
+        os.environ[RUN_DIR_ENV] = str(path)
+        return path
+
+    def _loggers(self, config: Any, experiment: str, run_dir: Path) -> list[Logger]:
+        loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="csv", version="")]
+        mode = config["wandb"]["mode"]
+        if mode not in ("offline", "online", "disabled"):
+            raise ConfigError(f"--wandb.mode must be offline, online or disabled, got {mode!r}")
+        if mode != "disabled":
+            loggers.append(
+                WandbLogger(
+                    save_dir=str(run_dir),
+                    project=config["wandb"]["project"],
+                    group=experiment,
+                    name=f"{experiment}-{run_dir.name}",
+                    offline=mode != "online",
+                    job_type=self.subcommand or "fit",
+                )
+            )
+        return loggers
+
+    def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        trainer_cfg = self._get(self.config_init, "trainer", default={})
+        self._reject_manual_optimisation_conflicts(trainer_cfg)
+        experiment = self._experiment_name(config)
+        run_dir = self._run_dir(config, experiment)
+        if trainer_cfg.get("default_root_dir") in (None, os.getcwd()):
+            kwargs["default_root_dir"] = str(run_dir)
+        if trainer_cfg.get("logger") in (None, True):
+            kwargs["logger"] = self._loggers(config, experiment, run_dir)
+        strategy = trainer_cfg.get("strategy", "auto")
+        if strategy == "auto" and (_many(trainer_cfg.get("devices")) or (trainer_cfg.get("num_nodes") or 1) > 1):
+            strategy = "ddp"
+        if isinstance(strategy, str) and strategy in DDP_UPGRADES:
+            rank_zero_info(
+                f"lightning-gans: strategy {strategy!r} → {DDP_UPGRADES[strategy]!r} (GAN updates leave "
+                "the other network's parameters unused in each backward)"
+            )
+            kwargs["strategy"] = DDP_UPGRADES[strategy]
+        elif isinstance(strategy, DDPStrategy):
+            strategy._ddp_kwargs["find_unused_parameters"] = True
+        extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
+        callbacks = list(trainer_cfg.get("callbacks") or [])
+        if not any(isinstance(c, RichProgressBar) for c in callbacks) and trainer_cfg.get("enable_progress_bar", True):
+            extra.append(RichProgressBar())
+        if trainer_cfg.get("enable_checkpointing", True) is not False:
+            extra.append(RunCheckpoint(save_last=True, save_top_k=0))
+        extra.append(MetricsJsonl())
+        rank_zero_info(f"lightning-gans: run directory {run_dir}")
+        return self._instantiate_trainer({**trainer_cfg, **kwargs}, extra)
+
+    @staticmethod
+    def _reject_manual_optimisation_conflicts(trainer_cfg: dict) -> None:
+        for option, (allowed, advice) in REJECTED_TRAINER_OPTIONS.items():
+            value = trainer_cfg.get(option, allowed)
+            if value not in (allowed, None):
+                raise ConfigError(
+                    f"--trainer.{option}={value} is not supported: GAN modules use manual optimisation. {advice}."
+                )
+
+
+def _many(devices: Any) -> bool:
+    """True when a ``devices`` setting asks for more than one device (``2``, ``"2"``, ``[0, 1]``, ``-1``)."""
+    if isinstance(devices, (list, tuple)):
+        return len(devices) > 1
+    if isinstance(devices, str):
+        devices = devices.strip()
+        if devices in ("auto", ""):
+            return False
+        if "," in devices:
+            return len([d for d in devices.split(",") if d.strip()]) > 1
+        devices = int(devices)
+    return isinstance(devices, int) and (devices > 1 or devices == -1)
+
+
+# ---------------------------------------------------------------------- `sample` subcommand
+def _sample_command(argv: list[str]) -> None:
+    import argparse
+
+    from lightning_gans.sampling import write_samples
+
+    parser = argparse.ArgumentParser(prog="lightning-gans sample", description="Draw samples from a checkpoint.")
+    parser.add_argument("--ckpt", required=True, help="checkpoint written by `lightning-gans fit`")
+    parser.add_argument("--n", type=int, default=64, help="number of samples")
+    parser.add_argument("--out", required=True, help="output prefix: writes OUT.npz and OUT.png")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-ema", action="store_true", help="sample the raw generator even if EMA is kept")
+    args = parser.parse_args(argv)
+    npz, png = write_samples(args.ckpt, args.n, args.out, seed=args.seed, use_ema=not args.no_ema)
+    print(f"wrote {npz} and {png}")
+
+
+SUBCOMMANDS = {"sample": _sample_command}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from datamodules._paths import DatasetNotFoundError
+
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            SUBCOMMANDS[argv[0]](argv[1:])
+        else:
+            GANLightningCLI(args=argv)
+    except (ConfigError, DatasetNotFoundError, NonFiniteLossError, FileNotFoundError) as err:
+        print(f"lightning-gans: error: {err}", file=sys.stderr)
+        sys.exit(2 if isinstance(err, ConfigError) else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Fully connected generator and discriminator.
+
+The vanilla GAN of *GAN Projects* ch. 1 (toy GAN): G z(100) → Dense 500 → 500 → 784 → 28×28, D 784 → 500 →
+500 → 1. The seed does not state hidden activations; LeakyReLU(0.2) is used (the common choice since
+Radford et al. 2016). The same classes with small widths serve the 2-D toy benchmark.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from lightning_gans.networks.init import apply_init
+
+
+def _mlp(sizes: list[int], negative_slope: float) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(fan_in, fan_out), nn.LeakyReLU(negative_slope)]
+    return layers
+
+
+class MLPGenerator(nn.Module):
+    """z → hidden Dense layers (LeakyReLU) → Dense prod(out_shape) → ``output`` activation → reshape."""
+
+    def __init__(
+        self,
+        latent_dim: int = 100,
+        hidden: list[int] = [500, 500],  # noqa: B006 - jsonargparse needs a literal default
+        out_shape: list[int] = [1, 28, 28],  # noqa: B006
+        negative_slope: float = 0.2,
+        output: str = "tanh",
+        init: str = "keras",
+    ) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.out_shape = tuple(out_shape)
+        out_features = math.prod(self.out_shape)
+        head: list[nn.Module] = [nn.Linear(([latent_dim] + list(hidden))[-1], out_features)]
+        if output == "tanh":
+            head.append(nn.Tanh())
+        elif output != "linear":
+            raise ValueError(f"MLPGenerator output must be 'tanh' or 'linear', got {output!r}")
+        self.net = nn.Sequential(*_mlp([latent_dim, *hidden], negative_slope), *head)
+        apply_init(self, init)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Flatten → hidden Dense layers (LeakyReLU) → Dense 1; returns logits of shape (N,)."""
+
+    def __init__(
+        self,
+        in_shape: list[int] = [1, 28, 28],  # noqa: B006
+        hidden: list[int] = [500, 500],  # noqa: B006
+        negative_slope: float = 0.2,
+        init: str = "keras",
+    ) -> None:
+        super().__init__()
+        in_features = math.prod(in_shape)
+        self.net = nn.Sequential(nn.Flatten(), *_mlp([in_features, *hidden], negative_slope), nn.Linear(hidden[-1], 1))
+        apply_init(self, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).squeeze(1)

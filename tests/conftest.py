@@ -1,0 +1,25 @@
+"""Shared fixtures: small real-format datasets and an offline, silent W&B."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from data_factories import write_mnist_idx
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _wandb_offline(tmp_path_factory: pytest.TempPathFactory):
+    """Never talk to wandb.ai from tests; keep its files out of the repo."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("WANDB_MODE", "offline")
+    mp.setenv("WANDB_SILENT", "true")
+    mp.setenv("WANDB_DIR", str(tmp_path_factory.mktemp("wandb")))
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root holding ``MNIST/raw/`` with 256 train / 64 test images in the real IDX format."""
+    return write_mnist_idx(tmp_path_factory.mktemp("mnist_data"))
