@@ -215,11 +215,21 @@ def _sample_command(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-ema", action="store_true", help="sample the raw generator even if EMA is kept")
     args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error(f"--n must be >= 1, got {args.n}")
     npz, png = write_samples(args.ckpt, args.n, args.out, seed=args.seed, use_ema=not args.no_ema)
     print(f"wrote {npz} and {png}")
 
 
 SUBCOMMANDS = {"sample": _sample_command}
+
+
+def _finish_wandb() -> None:
+    """Close the W&B run this process opened, if any. Without this, a second in-process ``main()`` call (tests,
+    notebooks) gets a WandbLogger that reuses the still-open run and logs into the previous run's directory."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -230,7 +240,10 @@ def main(argv: list[str] | None = None) -> None:
         if argv and argv[0] in SUBCOMMANDS:
             SUBCOMMANDS[argv[0]](argv[1:])
         else:
-            GANLightningCLI(args=argv)
+            try:
+                GANLightningCLI(args=argv)
+            finally:
+                _finish_wandb()
     except (ConfigError, DatasetNotFoundError, NonFiniteLossError, FileNotFoundError) as err:
         print(f"lightning-gans: error: {err}", file=sys.stderr)
         sys.exit(2 if isinstance(err, ConfigError) else 1)

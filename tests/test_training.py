@@ -1,0 +1,225 @@
+"""Training-loop behaviour: resume, 2-process DDP, honest step counter, n_critic, NaN guard, EMA, schedulers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from lightning_gans.cli import main
+from lightning_gans.models import GAN, NonFiniteLossError
+from lightning_gans.networks import MLPDiscriminator, MLPGenerator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_dirs(runs: Path, experiment: str) -> list[Path]:
+    return sorted((runs / experiment).iterdir())
+
+
+def _fit(runs: Path, experiment: str, *extra: str) -> Path:
+    main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "experiments/dcgan_mnist.yaml"),
+            "--experiment",
+            experiment,
+            "--runs_dir",
+            str(runs),
+            "--wandb.mode=disabled",
+            "--trainer.accelerator=cpu",
+            "--trainer.devices=1",
+            "--trainer.enable_progress_bar=false",
+            "--data.batch_size=64",
+            *extra,
+        ]
+    )
+    return _run_dirs(runs, experiment)[-1]
+
+
+@pytest.fixture()
+def mnist_env(mnist_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LIGHTNING_GANS_DATA", str(mnist_root))
+    monkeypatch.delenv("LIGHTNING_GANS_RUN_DIR", raising=False)
+    return mnist_root
+
+
+def test_resume_continues_at_same_step_with_same_weights(mnist_env: Path, tmp_path: Path) -> None:
+    """Fit 4 steps, resume to 8 == an uninterrupted 8-step run (weights, optimizer state, step counter).
+
+    256 factory images / batch 64 → 4 batches per epoch: ``last.ckpt`` is written at each epoch end, and the
+    resumed run's second epoch must draw the same shuffle, noise and dropout masks (RNG state in the checkpoint).
+    Mid-epoch resume restarts the epoch's data order (Lightning needs a stateful dataloader for that), and
+    Lightning 2.6 mis-restores a checkpoint written when ``max_steps`` ends exactly on an epoch boundary (it
+    runs one batch and starts a new epoch), so the two halves are delimited by ``max_epochs``.
+    """
+    first = _fit(tmp_path, "part", "--trainer.max_epochs=1")
+    ckpt = first / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=False)["global_step"] == 4
+    resumed = _fit(tmp_path, "part", "--trainer.max_epochs=2", f"--ckpt_path={ckpt}")
+    straight = _fit(tmp_path, "straight", "--trainer.max_epochs=2")
+    a = torch.load(resumed / "checkpoints" / "last.ckpt", weights_only=False)
+    b = torch.load(straight / "checkpoints" / "last.ckpt", weights_only=False)
+    assert a["global_step"] == b["global_step"] == 8
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], rtol=0, atol=0, msg=key)
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"]):
+        for sa, sb in zip(opt_a["state"].values(), opt_b["state"].values()):
+            torch.testing.assert_close(sa["exp_avg"], sb["exp_avg"], rtol=0, atol=0)
+            assert float(sa["step"]) == float(sb["step"]) == 8  # one G and one D Adam step per batch
+
+
+def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: Path) -> None:
+    """2-process CPU DDP (gloo) fit of DCGAN (BatchNorm in G, simultaneous update): same weights on both ranks."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LIGHTNING_GANS_DATA": str(mnist_env)}
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_gans.cli",
+        "fit",
+        "--config",
+        str(REPO / "experiments/dcgan_mnist.yaml"),
+        "--runs_dir",
+        str(tmp_path),
+        "--wandb.mode=disabled",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        "--trainer.max_steps=3",
+        "--trainer.max_epochs=-1",
+        "--trainer.enable_progress_bar=false",
+        "--data.batch_size=16",
+        "--trainer.callbacks+=lightning_gans.callbacks.ParameterSyncCheck",
+    ]
+    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = _run_dirs(tmp_path, "dcgan_mnist")[-1]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    digests = next(r["rank_parameter_sha256"] for r in rows if r.get("kind") == "ddp_sync_check")
+    assert len(digests) == 2 and digests[0] == digests[1]
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 3
+    assert "find_unused_parameters_true" in proc.stderr + proc.stdout  # the documented strategy upgrade
+
+
+# ---------------------------------------------------------------------------------------------- small in-process
+def _toy_module(**kwargs) -> GAN:
+    return GAN(
+        generator=MLPGenerator(latent_dim=4, hidden=[16], out_shape=[2], output="linear"),
+        discriminator=MLPDiscriminator(in_shape=[2], hidden=[16]),
+        latent_dim=4,
+        **kwargs,
+    )
+
+
+def _loader(n_batches: int = 6, batch: int = 8) -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(n_batches * batch, 2, generator=g)
+    return DataLoader(TensorDataset(points, torch.zeros(len(points))), batch_size=batch)
+
+
+def _trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        **kwargs,
+    )
+
+
+class _CountSteps(pl.Callback):
+    def __init__(self) -> None:
+        self.g_steps = 0
+        self.d_steps = 0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        opt_g, opt_d = trainer.optimizers
+        opt_g.register_step_post_hook(lambda *a: setattr(self, "g_steps", self.g_steps + 1))
+        opt_d.register_step_post_hook(lambda *a: setattr(self, "d_steps", self.d_steps + 1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "g_steps", "d_steps"),
+    [
+        ({}, 6, 6),
+        ({"n_critic": 3}, 2, 6),
+        ({"d_steps": "real_then_fake"}, 6, 12),
+        ({"update": "simultaneous"}, 6, 6),
+    ],
+)
+def test_schedule_and_one_step_per_batch(tmp_path: Path, kwargs: dict, g_steps: int, d_steps: int) -> None:
+    counter = _CountSteps()
+    trainer = _trainer(tmp_path, max_epochs=1, callbacks=[counter])
+    trainer.fit(_toy_module(**kwargs), _loader(6))
+    assert trainer.global_step == 6  # one GAN step per batch, whatever the number of optimizer steps
+    assert (counter.g_steps, counter.d_steps) == (g_steps, d_steps)
+
+
+def test_max_steps_counts_batches(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, max_steps=4, max_epochs=-1)
+    trainer.fit(_toy_module(d_steps="real_then_fake"), _loader(6))
+    assert trainer.global_step == 4
+    assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == 4
+
+
+def test_nan_guard_stops_before_the_bad_update(tmp_path: Path) -> None:
+    module = _toy_module()
+
+    class PoisonAtThirdBatch(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 2:
+                self.before = {k: v.clone() for k, v in pl_module.state_dict().items()}
+                batch[0].fill_(float("nan"))
+
+    poison = PoisonAtThirdBatch()
+    trainer = _trainer(tmp_path, max_epochs=1, callbacks=[poison])
+    with pytest.raises(NonFiniteLossError, match=r"Non-finite loss at GAN step 2 .*d_loss=nan"):
+        trainer.fit(module, _loader(6))
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, poison.before[key]), key  # the NaN update was never applied
+
+
+def test_ema_tracks_generator(tmp_path: Path) -> None:
+    module = _toy_module(ema_decay=0.5)
+    start = [p.clone() for p in module.generator_ema.parameters()]
+    _trainer(tmp_path, max_steps=1, max_epochs=-1).fit(module, _loader(2))
+    for s, e, g in zip(start, module.generator_ema.parameters(), module.generator.parameters()):
+        torch.testing.assert_close(e, 0.5 * s + 0.5 * g.detach())  # one update: ema = d·ema + (1−d)·θ
+    assert all(not p.requires_grad for p in module.generator_ema.parameters())
+    assert module.sampling_generator is module.generator_ema
+
+
+def test_per_network_lr_schedulers(tmp_path: Path) -> None:
+    from functools import partial
+
+    module = _toy_module(
+        optimizer_g=partial(torch.optim.SGD, lr=1.0),
+        optimizer_d=partial(torch.optim.SGD, lr=1.0),
+        lr_scheduler_g=partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5),
+        lr_scheduler_d=partial(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.1),
+    )
+    trainer = _trainer(tmp_path, max_epochs=2)
+    trainer.fit(module, _loader(2))
+    opt_g, opt_d = trainer.optimizers
+    assert opt_g.param_groups[0]["lr"] == pytest.approx(0.25)  # stepped once per epoch
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(0.01)
+
+
+def test_fixed_noise_is_saved_and_reproducible() -> None:
+    a, b = _toy_module(), _toy_module()
+    assert torch.equal(a.fixed_noise, b.fixed_noise)  # seeded by fixed_noise_seed
+    assert "fixed_noise" in a.state_dict()
+    assert a.sample_fixed().shape == (16, 2)
