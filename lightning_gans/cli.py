@@ -152,6 +152,7 @@ class GANLightningCLI(LightningCLI):
         trainer_cfg = self._get(self.config_init, "trainer", default={})
         self._reject_manual_optimisation_conflicts(trainer_cfg)
         experiment = self._experiment_name(config)
+        config["experiment"] = experiment  # saved in config.yaml: a re-run from it keeps the experiment name
         run_dir = self._run_dir(config, experiment)
         if trainer_cfg.get("default_root_dir") in (None, os.getcwd()):
             kwargs["default_root_dir"] = str(run_dir)

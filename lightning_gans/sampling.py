@@ -22,6 +22,12 @@ def load_module(ckpt: str | Path) -> GANModule:
     return module.eval()
 
 
+def _toy_dataset(ckpt: str | Path) -> str:
+    """The toy mixture a checkpoint was trained on (its datamodule's ``dataset``), for the scatter plot."""
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    return (checkpoint.get("datamodule_hyper_parameters") or {}).get("dataset") or "grid25"
+
+
 def write_samples(
     ckpt: str | Path, n: int, out: str | Path, seed: int = 0, use_ema: bool = True, **condition
 ) -> tuple[Path, Path]:
@@ -45,7 +51,7 @@ def write_samples(
         arrays["samples"] = result.float().cpu().numpy()
         from datamodules.toy import scatter_plot
 
-        name = getattr(module.hparams, "toy_dataset", None) or "grid25"
+        name = _toy_dataset(ckpt)
         save_png(scatter_plot(result.cpu(), name), png)
     else:
         arrays["images"] = to_uint8(result).numpy()

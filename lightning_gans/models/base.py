@@ -51,6 +51,15 @@ class NonFiniteLossError(RuntimeError):
     """A loss became NaN/Inf; training stopped before applying the bad update."""
 
 
+def _built_by_cli() -> bool:
+    """True while LightningCLI instantiates the module (it supplies the config as hyperparameters)."""
+    try:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # pragma: no cover - Lightning internals moved
+        return False
+    return _given_hyperparameters.get() is not None
+
+
 def _adam(params: Any) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999))
 
@@ -87,7 +96,9 @@ class GANModule(pl.LightningModule):
             raise ValueError("update='simultaneous' takes one joint step per batch: use n_critic=1, d_steps='joint'")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
-        self.save_hyperparameters(ignore=["generator", "discriminator"])
+        # Under LightningCLI the saved hparams are the config (networks as class_path dicts), which makes
+        # checkpoints self-describing for `lightning-gans sample`; modules built in Python keep only scalars.
+        self.save_hyperparameters(ignore=[] if _built_by_cli() else ["generator", "discriminator"])
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
