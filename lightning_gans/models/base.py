@@ -98,6 +98,10 @@ class GANModule(pl.LightningModule):
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         # Under LightningCLI the saved hparams are the config (networks as class_path dicts), which makes
         # checkpoints self-describing for `lightning-gans sample`; modules built in Python keep only scalars.
+        # Read by the loop on every batch; kept as attributes because ``hparams`` is a dict (``hparams.update``
+        # would be ``dict.update``) and, under LightningCLI, holds config values rather than objects.
+        self.update_mode = update
+        self.d_steps_mode = d_steps
         self.save_hyperparameters(ignore=[] if _built_by_cli() else ["generator", "discriminator"])
         self.automatic_optimization = False
         self.generator = generator
@@ -212,7 +216,7 @@ class GANModule(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         progress = self._optim_progress()
         before = (progress.total.completed, progress.current.completed) if progress is not None else None
-        if self.hparams.update == "simultaneous":
+        if self.update_mode == "simultaneous":
             logs = self._simultaneous_update(batch)
         else:
             logs = self._discriminator_update(batch)
@@ -238,7 +242,7 @@ class GANModule(pl.LightningModule):
 
     def _discriminator_update(self, batch: Batch) -> dict:
         opt_d = self.optimizers()[1]
-        parts = ("real", "fake") if self.hparams.d_steps == "real_then_fake" else ("both",)
+        parts = ("real", "fake") if self.d_steps_mode == "real_then_fake" else ("both",)
         logs: dict[str, torch.Tensor] = {}
         self.toggle_optimizer(opt_d)
         try:
