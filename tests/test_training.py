@@ -78,8 +78,13 @@ def test_resume_continues_at_same_step_with_same_weights(mnist_env: Path, tmp_pa
             assert float(sa["step"]) == float(sb["step"]) == 8  # one G and one D Adam step per batch
 
 
-def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: Path) -> None:
-    """2-process CPU DDP (gloo) fit of DCGAN (BatchNorm in G, simultaneous update): same weights on both ranks."""
+@pytest.mark.parametrize("experiment", ["dcgan_mnist", "gan_mnist"])
+def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: Path, experiment: str) -> None:
+    """2-process CPU DDP (gloo) fit: same weights on both ranks afterwards.
+
+    dcgan_mnist: BatchNorm in G and the simultaneous update (gradients averaged by ``_all_reduce_grads``);
+    gan_mnist: the alternating update with toggled optimizers (DDP's reducer, find_unused_parameters).
+    """
     env = {**os.environ, "OMP_NUM_THREADS": "1", "LIGHTNING_GANS_DATA": str(mnist_env)}
     cmd = [
         sys.executable,
@@ -87,7 +92,7 @@ def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: 
         "lightning_gans.cli",
         "fit",
         "--config",
-        str(REPO / "experiments/dcgan_mnist.yaml"),
+        str(REPO / f"experiments/{experiment}.yaml"),
         "--runs_dir",
         str(tmp_path),
         "--wandb.mode=disabled",
@@ -102,10 +107,12 @@ def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: 
     ]
     proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run = _run_dirs(tmp_path, "dcgan_mnist")[-1]
+    run = _run_dirs(tmp_path, experiment)[-1]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     digests = next(r["rank_parameter_sha256"] for r in rows if r.get("kind") == "ddp_sync_check")
     assert len(digests) == 2 and digests[0] == digests[1]
+    rng = next(r["rank_rng_sha256"] for r in rows if r.get("kind") == "ddp_sync_check")
+    assert rng[0] != rng[1]  # each rank drew its own noise (seed_everything alone gives identical streams)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 3
     assert "find_unused_parameters_true" in proc.stderr + proc.stdout  # the documented strategy upgrade
@@ -274,3 +281,18 @@ def test_simultaneous_update_matches_hand_written_gradient_tape_step(tmp_path: P
     _trainer(tmp_path, max_steps=1, max_epochs=-1, callbacks=[SeedBeforeStep()]).fit(alternating, loader)
     moved = [not torch.allclose(a, b) for a, b in zip(alternating.generator.parameters(), expected_g)]
     assert any(moved)
+
+
+def test_parameter_sync_check_raises_on_diverged_ranks(tmp_path: Path) -> None:
+    from lightning_gans.callbacks import ParameterSyncCheck
+
+    class TwoRanks:
+        """Stand-in strategy whose all_gather returns this rank's digest and a different one."""
+
+        def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+            return torch.stack([tensor, 255 - tensor])
+
+    trainer = _trainer(tmp_path)
+    trainer.strategy.all_gather = TwoRanks().all_gather  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="DDP ranks diverged"):
+        ParameterSyncCheck().on_fit_end(trainer, _toy_module())

@@ -346,6 +346,23 @@ class GANModule(pl.LightningModule):
         for ema_b, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
             ema_b.copy_(b)
 
+    # ------------------------------------------------------------------ RNG: per-rank streams, checkpoints
+    def on_train_start(self) -> None:
+        self._decorrelate_ranks()
+
+    def _decorrelate_ranks(self) -> None:
+        """Give every DDP rank its own noise/dropout stream.
+
+        ``seed_everything`` seeds every rank identically (and a resumed run restores rank 0's saved state on
+        all ranks), so without this each rank would draw the *same* z: the global fake batch would be
+        ``world_size`` copies of one per-rank batch. Every rank draws one seed from the shared stream and adds
+        its rank, which stays deterministic for a given seed and world size.
+        """
+        if self._trainer is None or self.trainer.world_size <= 1:
+            return
+        seed = int(torch.randint(0, 2**62, (1,)))
+        torch.manual_seed(seed + self.global_rank)
+
     # ------------------------------------------------------------------ checkpoint RNG state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         rng = {"torch": torch.get_rng_state()}
