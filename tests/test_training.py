@@ -78,6 +78,12 @@ def test_resume_continues_at_same_step_with_same_weights(mnist_env: Path, tmp_pa
             assert float(sa["step"]) == float(sb["step"]) == 8  # one G and one D Adam step per batch
 
 
+DDP_ARGS = {  # the command-line flags, and the composable trainer piece
+    "dcgan_mnist": ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"],
+    "gan_mnist": ["--config", str(REPO / "experiments/trainer/ddp_cpu.yaml")],
+}
+
+
 @pytest.mark.parametrize("experiment", ["dcgan_mnist", "gan_mnist"])
 def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: Path, experiment: str) -> None:
     """2-process CPU DDP (gloo) fit: same weights on both ranks afterwards.
@@ -96,9 +102,7 @@ def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: 
         "--runs_dir",
         str(tmp_path),
         "--wandb.mode=disabled",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=2",
-        "--trainer.strategy=ddp",
+        *DDP_ARGS[experiment],
         "--trainer.max_steps=3",
         "--trainer.max_epochs=-1",
         "--trainer.enable_progress_bar=false",
