@@ -21,7 +21,6 @@ help: ## list targets
 # The venv is (re)built only when pyproject.toml or this Makefile changed since the last install.
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e '.[dev]' $(TORCH_PIN)
 	@$(PY) -c "import torch, torchvision; assert torch.__version__.startswith('2.14.1'), torch.__version__"

@@ -14,6 +14,7 @@ import lightning.pytorch as pl
 import numpy as np
 from lightning.pytorch.callbacks import Callback
 
+from lightning_gans.callbacks._timing import epoch_due
 from lightning_gans.outputs import log_image, make_grid, run_dir
 
 
@@ -41,8 +42,7 @@ class SampleGridCallback(Callback):
         self.frames: list[Path] = []
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        last = trainer.current_epoch + 1 >= (trainer.max_epochs or 0) > 0
-        if (trainer.current_epoch + 1) % self.every_n_epochs and not last:
+        if not epoch_due(trainer, self.every_n_epochs):
             return
         grid = make_grid(pl_module.sample_fixed(), nrow=self.nrow)
         if self.invert:

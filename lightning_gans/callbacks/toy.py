@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
 from datamodules.toy import MIXTURES, scatter_plot, toy_metrics
+from lightning_gans.callbacks._timing import epoch_due
 from lightning_gans.outputs import append_metrics, log_image
 
 REAL_POINTS_SHOWN = 2500
@@ -51,15 +52,6 @@ class ToyMetricsCallback(Callback):
             if not callable(getattr(pl_module, "sample", None)):
                 raise RuntimeError(f"{type(pl_module).__name__} has no sample(n) method")
 
-    @staticmethod
-    def _is_last_epoch(trainer: pl.Trainer) -> bool:
-        max_epochs, max_steps = trainer.max_epochs, trainer.max_steps
-        return bool(
-            trainer.should_stop
-            or (max_epochs is not None and max_epochs >= 0 and trainer.current_epoch + 1 >= max_epochs)
-            or (max_steps is not None and max_steps >= 0 and trainer.global_step >= max_steps)
-        )
-
     def _real_points(self, trainer: pl.Trainer) -> Tensor | None:
         if self._real is None:
             real_points = getattr(trainer.datamodule, "real_points", None)
@@ -68,7 +60,7 @@ class ToyMetricsCallback(Callback):
         return self._real
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if (trainer.current_epoch + 1) % self.every_n_epochs != 0 and not self._is_last_epoch(trainer):
+        if not epoch_due(trainer, self.every_n_epochs):
             return
         name = self._dataset_name(trainer)
         with torch.no_grad():
