@@ -300,3 +300,12 @@ def test_parameter_sync_check_raises_on_diverged_ranks(tmp_path: Path) -> None:
     trainer.strategy.all_gather = TwoRanks().all_gather  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="DDP ranks diverged"):
         ParameterSyncCheck().on_fit_end(trainer, _toy_module())
+
+
+@pytest.mark.parametrize("d_steps", ["joint", "real_then_fake"])
+def test_logged_d_loss_is_the_sum_of_its_terms(tmp_path: Path, d_steps: str) -> None:
+    trainer = _trainer(tmp_path, max_epochs=1)
+    trainer.fit(_toy_module(d_steps=d_steps), _loader(4))
+    m = trainer.callback_metrics
+    torch.testing.assert_close(m["d_loss_epoch"], m["d_real_epoch"] + m["d_fake_epoch"])
+    assert 0 < float(m["d_real_epoch"]) < 5 and 0 < float(m["d_fake_epoch"]) < 5

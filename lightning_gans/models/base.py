@@ -96,12 +96,12 @@ class GANModule(pl.LightningModule):
             raise ValueError("update='simultaneous' takes one joint step per batch: use n_critic=1, d_steps='joint'")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
-        # Under LightningCLI the saved hparams are the config (networks as class_path dicts), which makes
-        # checkpoints self-describing for `lightning-gans sample`; modules built in Python keep only scalars.
         # Read by the loop on every batch; kept as attributes because ``hparams`` is a dict (``hparams.update``
         # would be ``dict.update``) and, under LightningCLI, holds config values rather than objects.
         self.update_mode = update
         self.d_steps_mode = d_steps
+        # Under LightningCLI the saved hparams are the config (networks as class_path dicts), which makes
+        # checkpoints self-describing for `lightning-gans sample`; modules built in Python keep only scalars.
         self.save_hyperparameters(ignore=[] if _built_by_cli() else ["generator", "discriminator"])
         self.automatic_optimization = False
         self.generator = generator
@@ -244,6 +244,7 @@ class GANModule(pl.LightningModule):
         opt_d = self.optimizers()[1]
         parts = ("real", "fake") if self.d_steps_mode == "real_then_fake" else ("both",)
         logs: dict[str, torch.Tensor] = {}
+        d_loss = 0.0
         self.toggle_optimizer(opt_d)
         try:
             for part in parts:
@@ -252,7 +253,8 @@ class GANModule(pl.LightningModule):
                 self.manual_backward(step_logs["loss"])
                 self._clip_and_step(opt_d, self.hparams.gradient_clip_d)
                 logs.update({k: v.detach() for k, v in step_logs.items() if k != "loss"})
-            logs["d_loss"] = sum(logs[k] for k in logs if k.startswith("d_"))
+                d_loss = d_loss + step_logs["loss"].detach()
+            logs["d_loss"] = d_loss
         finally:
             self.untoggle_optimizer(opt_d)
         return logs
