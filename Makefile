@@ -12,7 +12,7 @@ export LIGHTNING_GANS_DATA := $(DATA_DIR)
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test bench lint format clean
+.PHONY: help install train test bench compare extractor lint format clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ test: $(STAMP) ## run the test suite
 
 bench: $(STAMP) ## per-step time of DCGAN in lightning-gans vs a plain PyTorch loop
 	$(PY) benchmarks/bench_step.py $(ARGS)
+
+compare: $(STAMP) ## leaderboard of runs by FID, one table per eval protocol: make compare RUNS="runs/"
+	$(VENV)/bin/lightning-gans compare $(or $(RUNS),runs) --out $(or $(OUT),compare)
+
+extractor: $(STAMP) ## train the offline lenet-mnist feature extractor (FID/IS on digits) from DATA_DIR
+	$(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
 
 lint: $(STAMP) ## ruff lint + format check
 	$(VENV)/bin/ruff check .

@@ -222,7 +222,23 @@ def _sample_command(argv: list[str]) -> None:
     print(f"wrote {npz} and {png}")
 
 
-SUBCOMMANDS = {"sample": _sample_command}
+def _lazy(module: str, function: str):
+    """A subcommand whose implementation is imported only when it runs (keeps `--help` and `fit` start fast)."""
+
+    def run(argv: list[str]) -> None:
+        import importlib
+
+        getattr(importlib.import_module(module), function)(argv)
+
+    return run
+
+
+SUBCOMMANDS = {
+    "sample": _sample_command,
+    "eval": _lazy("lightning_gans.evaluation", "eval_command"),
+    "compare": _lazy("lightning_gans.compare", "compare_command"),
+    "train-extractor": _lazy("lightning_gans.metrics.lenet", "train_extractor_command"),
+}
 
 
 def _finish_wandb() -> None:
@@ -233,8 +249,22 @@ def _finish_wandb() -> None:
         wandb.finish()
 
 
+USAGE = """usage: lightning-gans COMMAND [options]   (COMMAND --help for its options)
+
+training (LightningCLI):  fit | validate | test | predict   --config experiments/<name>.yaml [--x.y=value …]
+project commands:
+  sample           draw samples from a checkpoint into OUT.npz + OUT.png
+  eval             FID / IS / KID of a checkpoint, printed and appended to the run's metrics.jsonl
+  compare          leaderboard of run directories by FID, one table per evaluation protocol
+  train-extractor  train the offline feature extractor for digits (lenet-mnist)
+"""
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return
     from datamodules._paths import DatasetNotFoundError
 
     try:

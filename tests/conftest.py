@@ -10,11 +10,14 @@ from data_factories import write_mnist_idx
 
 @pytest.fixture(scope="session", autouse=True)
 def _wandb_offline(tmp_path_factory: pytest.TempPathFactory):
-    """Never talk to wandb.ai from tests; keep its files out of the repo."""
+    """Never talk to wandb.ai from tests; keep W&B files and caches out of the repo and the home dir."""
     mp = pytest.MonkeyPatch()
     mp.setenv("WANDB_MODE", "offline")
     mp.setenv("WANDB_SILENT", "true")
     mp.setenv("WANDB_DIR", str(tmp_path_factory.mktemp("wandb")))
+    # Extractor weights and reference statistics: never read or write the user's ~/.cache from tests.
+    mp.setenv("LIGHTNING_GANS_CACHE", str(tmp_path_factory.mktemp("lightning_gans_cache")))
+    mp.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
     yield
     mp.undo()
 

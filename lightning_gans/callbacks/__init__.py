@@ -9,3 +9,6 @@ __all__ = ["MetricsJsonl", "ParameterSyncCheck", "RunCheckpoint", "SampleGridCal
 from lightning_gans.callbacks.toy import ToyMetricsCallback  # noqa: E402
 
 __all__ += ["ToyMetricsCallback"]
+from lightning_gans.callbacks.image_quality import ImageQualityCallback  # noqa: E402
+
+__all__ += ["ImageQualityCallback"]

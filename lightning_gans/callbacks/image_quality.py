@@ -1,0 +1,253 @@
+"""``ImageQualityCallback``: FID / IS / KID during training, exact under DDP (see :mod:`lightning_gans.quality`).
+
+Every rank takes part in an evaluation: rank r of W scores the real images at global indices r, r+W, … < N and
+exactly its share of N fakes; the metric states reduce exactly, so a 2-process run logs the 1-process number.
+Metrics are logged with their protocol in the name (``fid/lenet-mnist/10k``, ``is/…``, ``kid/…``,
+``kid_std/…``), appended to ``metrics.jsonl`` (``kind="image_quality"`` with the full protocol and the wall
+time) and FID is declared a W&B "min" summary. Real statistics come from memory, the reference cache
+(``$LIGHTNING_GANS_CACHE/reference``) or one real pass, whose result rank 0 caches.
+
+    trainer:
+      callbacks:
+        - class_path: lightning_gans.callbacks.ImageQualityCallback
+          init_args: {metrics: [fid, is], extractor: lenet-mnist, num_samples: 10000, every_n_epochs: 5}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback, RichProgressBar
+from lightning.pytorch.utilities import rank_zero_info
+
+from lightning_gans.callbacks._timing import epoch_due, is_last_epoch
+from lightning_gans.metrics import FeatureExtractor, ReferenceCache, build_extractor, check_extractor
+from lightning_gans.outputs import append_metrics
+from lightning_gans.quality import (
+    ModuleSampler,
+    check_metrics,
+    evaluate_image_quality,
+    make_protocol,
+    metric_names,
+)
+
+SUMMARIES = {"fid": "min", "kid": "min", "is": "max"}
+
+
+def _config_error(message: str) -> Exception:
+    """The CLI's ConfigError (printed without a traceback by ``lightning-gans``); imported lazily (no cycle)."""
+    from lightning_gans.cli import ConfigError
+
+    return ConfigError(message)
+
+
+class ImageQualityCallback(Callback):
+    """Evaluate FID/IS/KID every ``every_n_epochs`` epochs and/or ``every_n_steps`` steps, and at the end of
+    training, on ``num_samples`` fakes against the first ``num_samples`` images of ``split`` of the datamodule
+    (which must offer ``real_images(split) -> (images in [-1, 1], labels)``).
+
+    ``every_n_epochs=None`` (or 0) evaluates only every ``every_n_steps`` steps and after the last epoch.
+    ``seed`` fixes the latents (sample i's latent depends only on (seed, i)), so successive evaluations differ
+    only by the generator's weights. ``last_metrics`` holds the latest values by logged name.
+    """
+
+    def __init__(
+        self,
+        metrics: list[str] = ["fid", "is"],  # noqa: B006 - jsonargparse shows list defaults; never mutated
+        extractor: str = "lenet-mnist",
+        extractor_kwargs: dict | None = None,
+        num_samples: int = 10000,
+        split: str = "test",
+        every_n_epochs: int | None = 1,
+        every_n_steps: int | None = None,
+        batch_size: int = 500,
+        use_cache: bool = True,
+        kid_subsets: int = 100,
+        kid_subset_size: int = 1000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.metrics = check_metrics(metrics)
+        if num_samples < 2 or batch_size < 1:
+            raise ValueError(f"need num_samples >= 2 and batch_size >= 1, got {num_samples}, {batch_size}")
+        if (every_n_epochs or 0) < 0 or (every_n_steps or 0) < 0:
+            raise ValueError("every_n_epochs and every_n_steps must be positive (or None)")
+        self.extractor_name = extractor
+        self.extractor_kwargs = dict(extractor_kwargs or {})
+        self.num_samples = num_samples
+        self.split = split
+        self.every_n_epochs = every_n_epochs or None
+        self.every_n_steps = every_n_steps or None
+        self.batch_size = batch_size
+        self.use_cache = use_cache
+        self.kid_subsets = kid_subsets
+        self.kid_subset_size = kid_subset_size
+        self.seed = seed
+        self.names = metric_names(self.metrics, extractor, num_samples)
+        self.last_metrics: dict[str, float] = {}
+        self._extractor: FeatureExtractor | None = None  # a callback attribute: never in the model's checkpoint
+        self._reference: dict[str, torch.Tensor] | None = None  # rank 0's real statistics, reused within a run
+        self._real: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._skip = False
+        self._last_step: int | None = None
+        self._summaries_defined = False
+
+    # ------------------------------------------------------------------ setup: fail before training
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage != "fit":
+            return
+        self._skip = bool(trainer.fast_dev_run)
+        if self._skip:
+            rank_zero_info("ImageQualityCallback: skipped under fast_dev_run")
+            return
+        check_extractor(self.extractor_name, **self.extractor_kwargs)  # missing weights: fail now, not at epoch 1
+        if self._extractor is None:
+            self._extractor = build_extractor(self.extractor_name, **self.extractor_kwargs)
+        check_metrics(self.metrics, self._extractor)
+        if not callable(getattr(pl_module, "sample", None)):
+            raise _config_error(f"ImageQualityCallback: {type(pl_module).__name__} has no sample(n) method")
+        self._real_data(trainer)
+
+    def _real_data(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self._real is not None:
+            return self._real
+        datamodule = trainer.datamodule
+        real_images = getattr(datamodule, "real_images", None)
+        if not callable(real_images):
+            raise _config_error(
+                f"ImageQualityCallback needs a datamodule with real_images(split) -> (images, labels); "
+                f"{type(datamodule).__name__} has none"
+            )
+        out = real_images(self.split)
+        images, labels = out if isinstance(out, (tuple, list)) else (out, None)
+        if len(images) < self.num_samples:
+            dataset = getattr(datamodule, "name", type(datamodule).__name__)
+            raise _config_error(
+                f"ImageQualityCallback: num_samples={self.num_samples} but the {self.split} split of {dataset} has "
+                f"{len(images)} images; lower the callback's num_samples (--trainer.callbacks…num_samples / "
+                f"init_args.num_samples in the YAML) or evaluate on a larger split (init_args.split)"
+            )
+        self._real = (images, labels)
+        return self._real
+
+    # ------------------------------------------------------------------ when
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._run(trainer, pl_module, epoch_end=False)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        due = epoch_due(trainer, self.every_n_epochs) if self.every_n_epochs else is_last_epoch(trainer)
+        if due:
+            self._run(trainer, pl_module, epoch_end=True)
+
+    # ------------------------------------------------------------------ evaluation
+    def _get_extractor(self, device: torch.device) -> FeatureExtractor:
+        if self._extractor is None:
+            self._extractor = build_extractor(self.extractor_name, **self.extractor_kwargs)
+        if self._extractor.device != device:
+            self._extractor = self._extractor.to(device)
+        return self._extractor
+
+    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch_end: bool) -> None:
+        if self._skip or trainer.sanity_checking or trainer.global_step == self._last_step:
+            return
+        self._last_step = trainer.global_step
+        extractor = self._get_extractor(pl_module.device)
+        images, labels = self._real_data(trainer)
+        dataset = getattr(trainer.datamodule, "name", type(trainer.datamodule).__name__)
+        protocol = make_protocol(dataset, self.split, self.num_samples, extractor)
+        result = evaluate_image_quality(
+            ModuleSampler(pl_module, seed=self.seed),
+            images,
+            labels,
+            self.num_samples,
+            extractor,
+            self.metrics,
+            rank=trainer.global_rank,
+            world_size=trainer.world_size,
+            device=pl_module.device,
+            batch_size=self.batch_size,
+            conditional=bool(getattr(pl_module, "conditional", False)),
+            reference=self._reference,
+            cache=ReferenceCache() if self.use_cache else None,
+            protocol=protocol,
+            kid_subsets=self.kid_subsets,
+            kid_subset_size=self.kid_subset_size,
+            progress=_progress(trainer),
+            seed=self.seed,
+        )
+        if result.reference is not None:
+            self._reference = result.reference
+        logged = {self.names[k]: v for k, v in result.values.items()}
+        self.last_metrics = dict(logged)
+        self._log(trainer, pl_module, logged, epoch_end)
+        meta: dict[str, Any] = {"protocol": protocol, "real_statistics": result.real_source, "seed": self.seed}
+        if "kid" in self.metrics:
+            meta["kid_settings"] = {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size}
+        append_metrics(trainer, logged, kind="image_quality", wall_time_s=round(result.wall_time_s, 3), **meta)
+
+    def _log(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, logged: dict[str, float], epoch_end: bool
+    ) -> None:
+        """Values are global already: ``sync_dist=False``. ``callback_metrics`` (for checkpoint monitors) via
+        ``pl_module.log``; the loggers directly, so a step evaluation is not lost to ``log_every_n_steps``."""
+        for name, value in logged.items():  # on_train_epoch_end allows only on_epoch, on_train_batch_end on_step
+            pl_module.log(name, value, on_step=not epoch_end, on_epoch=epoch_end, sync_dist=False, logger=False)
+        if not trainer.is_global_zero:
+            return
+        self._define_summaries(trainer)
+        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        for logger in trainer.loggers:
+            logger.log_metrics({**logged, "epoch": trainer.current_epoch}, step=step)
+
+    def _define_summaries(self, trainer: pl.Trainer) -> None:
+        """FID (and KID) as W&B "min" summaries, IS as "max": the run table shows the best value, not the last."""
+        if self._summaries_defined:
+            return
+        self._summaries_defined = True
+        from lightning.pytorch.loggers import WandbLogger
+
+        for logger in trainer.loggers:
+            if not isinstance(logger, WandbLogger):
+                continue
+            try:
+                for key, name in self.names.items():
+                    if key in SUMMARIES:
+                        logger.experiment.define_metric(name, summary=SUMMARIES[key])
+            except Exception as err:  # a disabled/odd W&B run must not break training
+                rank_zero_info(f"ImageQualityCallback: W&B define_metric failed: {err}")
+
+
+class _RichTask:
+    """An evaluation pass as a task in Lightning's ``RichProgressBar`` display (a tqdm bar would be swallowed by
+    rich's live display: it redirects stderr and prints only complete lines)."""
+
+    def __init__(self, progress: Any, total: int, description: str) -> None:
+        self.progress, self.total, self.description = progress, total, description
+
+    def __enter__(self) -> _RichTask:
+        self.task = self.progress.add_task(self.description, total=self.total)
+        self.progress.refresh()
+        return self
+
+    def update(self, n: int) -> None:
+        self.progress.update(self.task, advance=n)
+        self.progress.refresh()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.remove_task(self.task)
+        self.progress.refresh()
+
+
+def _progress(trainer: pl.Trainer) -> Any:
+    """Progress display for the real/fake passes: none off rank 0 or without a progress bar; a rich task under
+    Lightning's ``RichProgressBar`` (the CLI default); tqdm otherwise."""
+    bar = trainer.progress_bar_callback
+    if not trainer.is_global_zero or bar is None:
+        return False
+    rich = getattr(bar, "progress", None) if isinstance(bar, RichProgressBar) else None
+    if rich is None:
+        return True
+    return lambda total, description: _RichTask(rich, total, description)
