@@ -12,7 +12,7 @@ export LIGHTNING_GANS_DATA := $(DATA_DIR)
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test bench compare extractor lint format clean
+.PHONY: help install train test bench bench-step bench-fid compare extractor lint format clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,14 +28,22 @@ $(STAMP): pyproject.toml Makefile
 
 install: $(STAMP) ## create .venv and install the package (automatic for the other targets)
 
+# MNIST experiments score FID/IS with lenet-mnist: train it once (≈1 CPU minute) when it is not cached yet.
 train: $(STAMP) ## train EXP (default toy_grid): make train EXP=dcgan_mnist DATA_DIR=… ARGS="…"
+	@case "$(EXP)" in *mnist*) $(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" \
+		2>/dev/null || $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR);; esac
 	$(VENV)/bin/lightning-gans fit --config experiments/$(EXP).yaml $(ARGS)
 
 test: $(STAMP) ## run the test suite
 	$(PY) -m pytest -q tests $(ARGS)
 
-bench: $(STAMP) ## per-step time of DCGAN in lightning-gans vs a plain PyTorch loop
+bench: bench-step bench-fid ## all benchmarks (prints tables; real MNIST under DATA_DIR for bench-fid)
+
+bench-step: $(STAMP) ## per-step time of DCGAN in lightning-gans vs a plain PyTorch loop
 	$(PY) benchmarks/bench_step.py $(ARGS)
+
+bench-fid: $(STAMP) ## one FID evaluation (N=10k): our callback core vs torchmetrics directly, and the cache
+	$(PY) benchmarks/bench_fid.py $(ARGS)
 
 compare: $(STAMP) ## leaderboard of runs by FID, one table per eval protocol: make compare RUNS="runs/"
 	$(VENV)/bin/lightning-gans compare $(or $(RUNS),runs) --out $(or $(OUT),compare)

@@ -396,3 +396,27 @@ def test_lenet_train_load_and_errors(mnist_root: Path, tmp_path: Path, monkeypat
     out = tmp_path / "other" / "lenet.pt"  # the CLI entry point, writing elsewhere
     train_extractor_command(["mnist", "--data_dir", str(mnist_root), "--epochs", "1", "--out", str(out)])
     assert build_extractor("lenet-mnist", weights_path=out).weights_id == file_sha256(out)[:12]
+
+
+def test_building_an_extractor_leaves_the_global_rng_alone(tmp_path: Path) -> None:
+    """Adding an evaluation callback must not change a seeded training run."""
+    from lightning_gans.metrics import register_extractor
+
+    @register_extractor("rng-probe", overwrite=True)
+    def _probe() -> FeatureExtractor:
+        class Probe(FeatureExtractor):
+            name, num_features, num_classes = "rng-probe", 4, None
+
+            def __init__(self) -> None:
+                super().__init__()
+                self.linear = torch.nn.Linear(3, 4)  # random init draws from the global RNG
+
+            def extract(self, images):
+                return self.linear(images.float().mean((2, 3))), None
+
+        return Probe()
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    build_extractor("rng-probe")
+    assert torch.equal(torch.get_rng_state(), before)

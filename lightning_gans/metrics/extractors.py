@@ -201,8 +201,13 @@ def check_extractor(name: str, **kwargs) -> None:
 
 
 def build_extractor(name: str, **kwargs) -> FeatureExtractor:
-    """Build the registered extractor ``name`` (frozen, eval mode, on CPU until the caller moves it)."""
-    extractor = _factory(name)(**kwargs)
+    """Build the registered extractor ``name`` (frozen, eval mode, on CPU until the caller moves it).
+
+    Construction runs under a forked RNG: layer initialisation (before the weights are loaded) would otherwise
+    advance the global torch RNG, so merely adding an evaluation callback would change a seeded training run.
+    """
+    with torch.random.fork_rng(devices=[]):
+        extractor = _factory(name)(**kwargs)
     if not isinstance(extractor, FeatureExtractor):
         raise TypeError(f"factory of {name!r} returned {type(extractor).__name__}, not a FeatureExtractor")
     if extractor.num_features <= 0:
