@@ -159,11 +159,19 @@ class _CountSteps(pl.Callback):
         self.steps += 1
 
 
-def test_missing_weights_fail_at_fit_start(quality_env: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extractor", "message"),
+    [
+        ("lenet-mnist", r"lenet-mnist\.pt[\s\S]*lightning-gans train-extractor mnist"),
+        ("inception-v3-compat", r"weights-inception-2015-12-05-6726825d\.pth[\s\S]*https://"),
+    ],
+)
+def test_missing_weights_fail_at_fit_start(quality_env: Path, tmp_path: Path, extractor: str, message: str) -> None:
+    """Offline and without the weights file: the error (file, URL/command) comes before the first step."""
     counter = _CountSteps()
-    trainer = _trainer(tmp_path, ImageQualityCallback(extractor="lenet-mnist"), max_steps=2)
+    trainer = _trainer(tmp_path, ImageQualityCallback(extractor=extractor), max_steps=2)
     trainer.callbacks.append(counter)
-    with pytest.raises(ExtractorWeightsError, match="lenet-mnist"):
+    with pytest.raises(ExtractorWeightsError, match=message):
         trainer.fit(_gan(), datamodule=MNISTDataModule(batch_size=16))
     assert counter.steps == 0
 
