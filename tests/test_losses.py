@@ -93,14 +93,64 @@ def test_generator_gradient_sign_everywhere(name: str) -> None:
 
 
 def test_unknown_loss_lists_choices() -> None:
-    with pytest.raises(ValueError, match="wasserstein") as info:
-        get_loss("wasserstein")
+    with pytest.raises(ValueError, match="relativistic") as info:
+        get_loss("relativistic")
     message = str(info.value)
     for name in LOSSES:
         assert name in message
-    assert "minimax" in message and "non_saturating" in message
+    assert "minimax" in message and "non_saturating" in message and "wasserstein" in message
 
 
 def test_registry_names() -> None:
-    for name in NAMES:
+    assert set(LOSSES) == {"minimax", "non_saturating", "lsgan", "hinge", "wasserstein"}
+    for name in LOSSES:
         assert get_loss(name).name == name
+
+
+# ------------------------------------------------------------------------- LSGAN, hinge, Wasserstein (raw D outputs)
+SCORES = torch.tensor([2.0, 0.0, -1.0], dtype=torch.float64)
+
+
+def test_lsgan_at_known_outputs() -> None:
+    """Mao et al. 2017 (a=0, b=1, c=1) at D = (2, 0, −1): D real ½·mean((1, 1, 4)) = 1,
+    D fake ½·mean((4, 0, 1)) = 5/6, G ½·mean((D−1)²) = 1."""
+    loss = get_loss("lsgan")
+    assert loss.discriminator_real(SCORES).item() == pytest.approx(1.0)
+    assert loss.discriminator_fake(SCORES).item() == pytest.approx(5.0 / 6.0)
+    assert loss.generator(SCORES).item() == pytest.approx(1.0)
+    # Optimal targets cost nothing: D(x) = b = 1 on reals, D(G(z)) = a = 0 on fakes; G wants D(G(z)) = c = 1.
+    assert loss.discriminator_real(torch.ones(4)).item() == 0.0
+    assert loss.discriminator_fake(torch.zeros(4)).item() == 0.0
+    assert loss.generator(torch.ones(4)).item() == 0.0
+
+
+def test_hinge_at_known_outputs() -> None:
+    """relu(1 − (2, 0, −1)) = (0, 1, 2) → 1; relu(1 + (2, 0, −1)) = (3, 1, 0) → 4/3; G −mean = −1/3."""
+    loss = get_loss("hinge")
+    assert loss.discriminator_real(SCORES).item() == pytest.approx(1.0)
+    assert loss.discriminator_fake(SCORES).item() == pytest.approx(4.0 / 3.0)
+    assert loss.generator(SCORES).item() == pytest.approx(-1.0 / 3.0)
+    # Outside the margin (D(x) ≥ 1, D(G(z)) ≤ −1) D pays nothing and gets no gradient.
+    x = torch.tensor([1.5, 3.0], requires_grad=True)
+    y = torch.tensor([-1.5, -3.0], requires_grad=True)
+    (loss.discriminator_real(x) + loss.discriminator_fake(y)).backward()
+    assert x.grad.abs().sum() == 0 and y.grad.abs().sum() == 0
+
+
+def test_wasserstein_at_known_outputs() -> None:
+    """Critic E D(G(z)) − E D(x); G −E D(G(z)). mean(2, 0, −1) = 1/3."""
+    loss = get_loss("wasserstein")
+    assert loss.discriminator_real(SCORES).item() == pytest.approx(-1.0 / 3.0)
+    assert loss.discriminator_fake(SCORES).item() == pytest.approx(1.0 / 3.0)
+    assert loss.generator(SCORES).item() == pytest.approx(-1.0 / 3.0)
+    real, fake = torch.tensor([3.0, 5.0]), torch.tensor([1.0, -1.0])
+    # Critic loss = −(estimate of the Wasserstein distance) = −(4 − 0).
+    assert (loss.discriminator_real(real) + loss.discriminator_fake(fake)).item() == pytest.approx(-4.0)
+
+
+@pytest.mark.parametrize("name", ["lsgan", "hinge", "wasserstein"])
+def test_generator_gradient_pushes_fake_score_up(name: str) -> None:
+    """Below the real target, every G loss decreases as D's output on the fake rises."""
+    x = torch.linspace(-5, 0.9, 30, dtype=torch.float64, requires_grad=True)
+    get_loss(name).generator(x).backward()
+    assert (x.grad < 0).all()

@@ -17,6 +17,18 @@ A subclass supplies networks and, at most, a few small hooks; the base runs the 
   optimizer steps, so ``max_steps``, ``every_n_train_steps`` and the logger's x-axis all count batches.
 * **Per-network LR schedulers** (``lr_scheduler_g``/``lr_scheduler_d``), stepped per epoch or per step.
 * **Gradient clipping** per network (``gradient_clip_g``/``gradient_clip_d``, by norm).
+* **Critic regularisers** (all off by default; see ``lightning_gans.losses``), added to the D loss inside
+  ``discriminator_step`` and logged unweighted as ``d_gp``/``d_r1``/``d_drift``:
+  ``gradient_penalty=λ`` adds λ·E(‖∇x̂ D(x̂)‖₂ − 1)² (Gulrajani et al. 2017) in the step that sees fakes
+  (part ``"both"`` or ``"fake"``; the real batch supplies the other interpolation end);
+  ``r1_gamma=γ`` adds γ/2·E‖∇x D(x)‖² (Mescheder et al. 2018) and ``drift=ε`` adds ε·E D(x)² (Karras et al.
+  2018) in the step that sees reals (``"both"`` or ``"real"``). The penalties interpolate/differentiate at
+  *detached* samples, so their gradient reaches only the critic (G is also toggled off during D steps).
+  ``weight_clip=c`` clamps every critic parameter to [−c, c] right after *every* critic optimizer step
+  (Arjovsky et al. 2017) — after each of the two steps with ``d_steps="real_then_fake"``, and after the D step
+  of the simultaneous update (whose G gradient was, by construction, taken at the unclipped critic).
+  All of these also work with ``update="simultaneous"``. ``weight_clip`` together with ``gradient_penalty``
+  is rejected: the penalty replaces clipping (Gulrajani et al. 2017, §3), and clipping would fight it.
 * **Fixed noise** (``fixed_noise`` buffer, saved in checkpoints) for comparable sample grids.
 * **NaN/Inf guard.** Losses are checked before backward (the decision is synchronised across DDP ranks);
   a non-finite loss stops training with ``NonFiniteLossError`` before the bad update, so the last
@@ -40,9 +52,11 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from lightning_gans.losses import get_loss
+from lightning_gans.losses import clip_weights, drift_penalty, get_loss, r1_penalty
+from lightning_gans.losses import gradient_penalty as _gradient_penalty
 
 Batch = Any
 
@@ -84,6 +98,10 @@ class GANModule(pl.LightningModule):
         n_critic: int = 1,
         gradient_clip_g: float | None = None,
         gradient_clip_d: float | None = None,
+        gradient_penalty: float | None = None,
+        r1_gamma: float | None = None,
+        weight_clip: float | None = None,
+        drift: float | None = None,
         ema_decay: float | None = None,
         num_fixed_noise: int = 16,
         fixed_noise_seed: int = 1234,
@@ -94,6 +112,17 @@ class GANModule(pl.LightningModule):
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         if update == "simultaneous" and (n_critic != 1 or d_steps != "joint"):
             raise ValueError("update='simultaneous' takes one joint step per batch: use n_critic=1, d_steps='joint'")
+        regularisers = {"gradient_penalty": gradient_penalty, "r1_gamma": r1_gamma}
+        regularisers.update(weight_clip=weight_clip, drift=drift)
+        for name, value in regularisers.items():
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0 (or None to disable it), got {value}")
+        if weight_clip is not None and gradient_penalty is not None:
+            raise ValueError(
+                "weight_clip and gradient_penalty are alternative Lipschitz constraints (WGAN vs WGAN-GP); "
+                "Gulrajani et al. 2017 replace clipping by the penalty because clipping biases the critic: "
+                "set only one of them"
+            )
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         # Read by the loop on every batch; kept as attributes because ``hparams`` is a dict (``hparams.update``
@@ -118,6 +147,13 @@ class GANModule(pl.LightningModule):
         self.generator_ema: nn.Module | None = None
         if ema_decay is not None:
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False).eval()
+        if gradient_penalty is not None and any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()
+        ):
+            rank_zero_warn(
+                "gradient_penalty with BatchNorm in the critic: the penalty is per-sample, batch norm mixes "
+                "samples (Gulrajani et al. 2017, §4 use no BatchNorm in the critic; layer norm is the usual swap)"
+            )
         seeded = torch.Generator().manual_seed(fixed_noise_seed)
         self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, latent_dim, generator=seeded) * noise_std)
 
@@ -139,21 +175,50 @@ class GANModule(pl.LightningModule):
         return self.discriminator(x)
 
     def discriminator_step(self, batch: Batch, part: Literal["both", "real", "fake"] = "both") -> dict:
-        """D loss terms on real and/or generated samples; ``loss`` is what is minimised."""
+        """D loss terms on real and/or generated samples, plus the enabled regularisers; ``loss`` is minimised."""
         logs: dict[str, torch.Tensor] = {}
         loss = 0.0
+        real = self.real_samples(batch)
+        real_scores = fake = None
         if part in ("both", "real"):
-            logs["d_real"] = self.adversarial_loss.discriminator_real(
-                self.discriminate(self.real_samples(batch), batch)
-            )
+            real_scores = self.discriminate(real, batch)
+            logs["d_real"] = self.adversarial_loss.discriminator_real(real_scores)
             loss = loss + logs["d_real"]
         if part in ("both", "fake"):
             with torch.no_grad():
                 fake = self.generate(batch)
             logs["d_fake"] = self.adversarial_loss.discriminator_fake(self.discriminate(fake, batch))
             loss = loss + logs["d_fake"]
-        logs["loss"] = loss
+        penalty, penalty_logs = self.critic_penalties(batch, real, real_scores, fake)
+        logs.update(penalty_logs)
+        logs["loss"] = loss + penalty
         return logs
+
+    def critic_penalties(
+        self, batch: Batch, real: torch.Tensor, real_scores: torch.Tensor | None, fake: torch.Tensor | None
+    ) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
+        """The weighted sum of the enabled regularisers and their unweighted values (for logging).
+
+        ``real_scores`` is None in a fake-only D step (no R1/drift there), ``fake`` None in a real-only step
+        (no gradient penalty there).
+        """
+        hp = self.hparams
+        logs: dict[str, torch.Tensor] = {}
+        total: torch.Tensor | float = 0.0
+
+        def critic(x: torch.Tensor) -> torch.Tensor:
+            return self.discriminate(x, batch)
+
+        if hp.get("gradient_penalty") is not None and fake is not None:
+            logs["d_gp"] = _gradient_penalty(critic, real, fake)
+            total = total + hp.gradient_penalty * logs["d_gp"]
+        if hp.get("r1_gamma") is not None and real_scores is not None:
+            logs["d_r1"] = r1_penalty(critic, real)
+            total = total + 0.5 * hp.r1_gamma * logs["d_r1"]
+        if hp.get("drift") is not None and real_scores is not None:
+            logs["d_drift"] = drift_penalty(real_scores)
+            total = total + hp.drift * logs["d_drift"]
+        return total, logs
 
     def generator_step(self, batch: Batch) -> dict:
         """G loss on a fresh batch of fakes (fresh z, as the books' seeds do)."""
@@ -167,7 +232,8 @@ class GANModule(pl.LightningModule):
         fake_logits = self.discriminate(fake, batch)
         d_real = self.adversarial_loss.discriminator_real(real_logits)
         d_fake = self.adversarial_loss.discriminator_fake(fake_logits)
-        d_logs = {"loss": d_real + d_fake, "d_real": d_real, "d_fake": d_fake}
+        penalty, penalty_logs = self.critic_penalties(batch, self.real_samples(batch), real_logits, fake)
+        d_logs = {"loss": d_real + d_fake + penalty, "d_real": d_real, "d_fake": d_fake, **penalty_logs}
         return d_logs, {"loss": self.adversarial_loss.generator(fake_logits)}
 
     @property
@@ -219,8 +285,11 @@ class GANModule(pl.LightningModule):
         if self.update_mode == "simultaneous":
             logs = self._simultaneous_update(batch)
         else:
+            # Decided before the D update: its optimizer step advances ``global_step`` until ``_count_one_step``
+            # resets it, so reading ``gan_step`` afterwards would put the first G step one batch early.
+            generator_turn = (self.gan_step + 1) % self.hparams.n_critic == 0
             logs = self._discriminator_update(batch)
-            if (self.gan_step + 1) % self.hparams.n_critic == 0:
+            if generator_turn:
                 logs.update(self._generator_update(batch))
         if progress is not None:
             self._count_one_step(progress, before)
@@ -252,6 +321,7 @@ class GANModule(pl.LightningModule):
                 self._guard({"d_loss": step_logs["loss"]})
                 self.manual_backward(step_logs["loss"])
                 self._clip_and_step(opt_d, self.hparams.gradient_clip_d)
+                self._clip_critic_weights()
                 logs.update({k: v.detach() for k, v in step_logs.items() if k != "loss"})
                 d_loss = d_loss + step_logs["loss"].detach()
             logs["d_loss"] = d_loss
@@ -286,8 +356,14 @@ class GANModule(pl.LightningModule):
         self._all_reduce_grads(g_params + d_params)
         self._clip_and_step(opt_g, self.hparams.gradient_clip_g)
         self._clip_and_step(opt_d, self.hparams.gradient_clip_d)
+        self._clip_critic_weights()
         logs = {k: v.detach() for k, v in d_logs.items() if k != "loss"}
         return {"d_loss": d_logs["loss"].detach(), "g_loss": g_logs["loss"].detach(), **logs}
+
+    def _clip_critic_weights(self) -> None:
+        """WGAN weight clipping, right after a critic optimizer step (a no-op unless ``weight_clip`` is set)."""
+        if self.hparams.get("weight_clip") is not None:
+            clip_weights(self.discriminator, self.hparams.weight_clip)
 
     def _all_reduce_grads(self, params: list[nn.Parameter]) -> None:
         """Average gradients over DDP ranks (what DDP's reducer does for ``backward()``)."""
