@@ -12,7 +12,7 @@ export LIGHTNING_GANS_DATA := $(DATA_DIR)
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test bench bench-step bench-fid compare extractor lint format clean
+.PHONY: help install train test bench bench-step bench-fid bench-toy compare extractor lint format clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ bench: bench-step bench-fid ## all benchmarks (prints tables; real MNIST under D
 
 bench-step: $(STAMP) ## per-step time of DCGAN in lightning-gans vs a plain PyTorch loop
 	$(PY) benchmarks/bench_step.py $(ARGS)
+
+bench-toy: $(STAMP) ## toy GAN mode coverage per loss × dataset (ring8, grid25) × seeds: ARGS="--seeds 1"
+	$(PY) benchmarks/bench_toy.py $(ARGS)
 
 bench-fid: $(STAMP) ## one FID evaluation (N=10k): our callback core vs torchmetrics directly, and the cache
 	$(PY) benchmarks/bench_fid.py $(ARGS)
