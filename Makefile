@@ -15,7 +15,7 @@ export WANDB_MODE ?= offline
 .PHONY: help install train test bench bench-step bench-fid bench-toy compare extractor lint format clean
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
 	@echo "  variables: EXP=<experiments/NAME.yaml> ARGS=\"--trainer.max_epochs=3\" DATA_DIR=./data"
 
 # The venv is (re)built only when pyproject.toml or this Makefile changed since the last install.
