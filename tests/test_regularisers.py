@@ -10,12 +10,14 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from toy_training import bare_trainer as _trainer
+from toy_training import toy_loader as _loader
+from toy_training import toy_module as _toy_module
 
 from lightning_gans.cli import RUN_DIR_ENV, main
 from lightning_gans.losses import clip_weights, drift_penalty, gradient_penalty, r1_penalty
 from lightning_gans.models import GAN
-from lightning_gans.networks import MLPDiscriminator, MLPGenerator
+from lightning_gans.networks import MLPGenerator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -116,34 +118,6 @@ def test_clip_weights_in_place() -> None:
 
 
 # ------------------------------------------------------------------------------------------- module integration
-def _toy_module(**kwargs) -> GAN:
-    return GAN(
-        generator=MLPGenerator(latent_dim=4, hidden=[16], out_shape=[2], output="linear"),
-        discriminator=MLPDiscriminator(in_shape=[2], hidden=[16]),
-        latent_dim=4,
-        **kwargs,
-    )
-
-
-def _loader(n_batches: int = 6, batch: int = 8) -> DataLoader:
-    g = torch.Generator().manual_seed(0)
-    points = torch.randn(n_batches * batch, 2, generator=g)
-    return DataLoader(TensorDataset(points, torch.zeros(len(points))), batch_size=batch)
-
-
-def _trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        **kwargs,
-    )
-
-
 def test_discriminator_step_adds_weighted_penalties() -> None:
     torch.manual_seed(0)
     module = _toy_module(loss="wasserstein", gradient_penalty=10.0, r1_gamma=4.0, drift=1e-3)

@@ -11,11 +11,12 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from toy_training import bare_trainer as _trainer
+from toy_training import toy_loader as _loader
+from toy_training import toy_module as _toy_module
 
 from lightning_gans.cli import main
 from lightning_gans.models import GAN, NonFiniteLossError
-from lightning_gans.networks import MLPDiscriminator, MLPGenerator
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,34 +126,6 @@ def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: 
 
 
 # ---------------------------------------------------------------------------------------------- small in-process
-def _toy_module(**kwargs) -> GAN:
-    return GAN(
-        generator=MLPGenerator(latent_dim=4, hidden=[16], out_shape=[2], output="linear"),
-        discriminator=MLPDiscriminator(in_shape=[2], hidden=[16]),
-        latent_dim=4,
-        **kwargs,
-    )
-
-
-def _loader(n_batches: int = 6, batch: int = 8) -> DataLoader:
-    g = torch.Generator().manual_seed(0)
-    points = torch.randn(n_batches * batch, 2, generator=g)
-    return DataLoader(TensorDataset(points, torch.zeros(len(points))), batch_size=batch)
-
-
-def _trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        **kwargs,
-    )
-
-
 class _CountSteps(pl.Callback):
     def __init__(self) -> None:
         self.g_steps = 0
