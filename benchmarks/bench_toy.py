@@ -105,6 +105,7 @@ def loss_settings(loss: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]
 
 def build(loss: str, dataset: str, cfg: dict[str, Any]) -> tuple[GAN, ToyDataModule]:
     module_kwargs, optim, _ = loss_settings(loss)
+    module_kwargs.update(cfg.get("module_kw", {}))
     if cfg.get("n_critic"):
         module_kwargs["n_critic"] = cfg["n_critic"]
     lr, betas = optim.get("lr", cfg["lr"]), tuple(optim.get("betas", cfg["betas"]))
@@ -116,7 +117,10 @@ def build(loss: str, dataset: str, cfg: dict[str, Any]) -> tuple[GAN, ToyDataMod
 
     latent = cfg["latent_dim"]
     generator = MLPGenerator(latent_dim=latent, hidden=cfg["hidden"], out_shape=[2], output="linear", init="torch")
-    discriminator = MLPDiscriminator(in_shape=[2], hidden=cfg["hidden_d"] or cfg["hidden"], init="torch")
+    pack = int(module_kwargs.get("pack", 1))  # PacGAN: D sees `pack` points concatenated
+    discriminator = MLPDiscriminator(
+        in_shape=[2 * pack], hidden=cfg["hidden_d"] or cfg["hidden"], init="torch", **cfg.get("disc_kw", {})
+    )
     model = GAN(
         generator=generator,
         discriminator=discriminator,
@@ -183,6 +187,19 @@ def _csv(text: str) -> list[str]:
     return [s.strip() for s in text.split(",") if s.strip()]
 
 
+def _key_values(items: list[str]) -> dict[str, Any]:
+    """``["pack=4", "label_smoothing=0.1"]`` → ``{"pack": 4, "label_smoothing": 0.1}`` (values parsed as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--losses", default=",".join(LOSSES), help=f"comma list (default: all of {list(LOSSES)})")
@@ -198,7 +215,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument("--n-critic", type=int, default=0, help="override n_critic for every loss (0: per-loss)")
     p.add_argument("--ema-decay", type=float, default=None, help="sample from an EMA of G (e.g. 0.999)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="GANModule kwarg, e.g. pack=4")
+    p.add_argument("--disc", action="append", default=[], metavar="KEY=VALUE", help="MLPDiscriminator kwarg")
     args = p.parse_args(argv)
+    try:
+        args.module_kw, args.disc_kw = _key_values(args.set), _key_values(args.disc)
+    except ValueError as err:
+        p.error(str(err))
     args.losses, args.datasets = _csv(args.losses), _csv(args.datasets)
     unknown = [x for x in args.losses if x not in LOSSES] + [x for x in args.datasets if x not in MIXTURES]
     if unknown:
@@ -220,6 +243,8 @@ def main(argv: list[str] | None = None) -> None:
         "batch_size": args.batch_size,
         "n_critic": args.n_critic,
         "ema_decay": args.ema_decay,
+        "module_kw": args.module_kw,
+        "disc_kw": args.disc_kw,
     }
     jobs = [
         (loss, ds, seed, args.steps, cfg) for loss in args.losses for ds in args.datasets for seed in range(args.seeds)
@@ -234,7 +259,9 @@ def main(argv: list[str] | None = None) -> None:
         f"# toy GAN: {args.steps} steps/run, {args.seeds} seed(s), batch {cfg['batch_size']}, MLP {cfg['hidden']}"
         f"{' / D ' + str(cfg['hidden_d']) if cfg['hidden_d'] else ''}, z {cfg['latent_dim']}, "
         f"Adam lr {cfg['lr']:g} β1 {cfg['betas'][0]:g}"
-        f"{', EMA ' + str(cfg['ema_decay']) if cfg['ema_decay'] else ''}, {EVAL_SAMPLES} eval samples, "
+        f"{', EMA ' + str(cfg['ema_decay']) if cfg['ema_decay'] else ''}"
+        f"{''.join(f', {k}={v}' for k, v in {**cfg['module_kw'], **cfg['disc_kw']}.items())}, "
+        f"{EVAL_SAMPLES} eval samples, "
         f"{args.workers} worker(s) × 1 thread",
         flush=True,
     )

@@ -23,6 +23,11 @@ Regularisers (plain functions; ``GANModule`` adds them to the D loss with their 
 * ``drift_penalty`` — Karras et al. 2018 (ProGAN): E D(x)², weighted by ε_drift (0.001 there),
   keeps the critic's output from drifting far from zero.
 * ``clip_weights`` — Arjovsky et al. 2017: clamp every critic parameter to [−c, c] after each critic step.
+
+Generator objective alternative:
+
+* ``feature_matching_loss`` — Salimans et al. 2016, §3.1: ‖E f(x) − E f(G(z))‖₂² on intermediate
+  discriminator features f; the real-feature mean is a constant target (detached).
 """
 
 from __future__ import annotations
@@ -37,19 +42,34 @@ from torch import nn
 Critic = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _as_target(target: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A scalar or per-sample label target broadcast to ``like`` (same dtype/device)."""
+    return torch.as_tensor(target, dtype=like.dtype, device=like.device).expand_as(like)
+
+
 @dataclass(frozen=True)
 class AdversarialLoss:
-    """A named adversarial loss; the base class holds the BCE D terms shared by ``minimax``/``non_saturating``."""
+    """A named adversarial loss; the base class holds the BCE D terms shared by ``minimax``/``non_saturating``.
+
+    ``target`` (D terms only) replaces the label 1 (real) or 0 (fake) by a soft one — a scalar or one value per
+    sample — for one-sided label smoothing (Salimans et al. 2016, §3.4) and noisy labels. Losses whose D terms
+    have no label (hinge, Wasserstein) set ``supports_targets = False``.
+    """
 
     name: str
+    supports_targets = True
 
-    def discriminator_real(self, logits: torch.Tensor) -> torch.Tensor:
-        """−log D(x) = BCE-with-logits(logits, 1)."""
-        return F.softplus(-logits).mean()
+    def discriminator_real(self, logits: torch.Tensor, target: float | torch.Tensor | None = None) -> torch.Tensor:
+        """−log D(x) = BCE-with-logits(logits, 1); with ``target`` t: BCE-with-logits(logits, t)."""
+        if target is None:
+            return F.softplus(-logits).mean()
+        return F.binary_cross_entropy_with_logits(logits, _as_target(target, logits))
 
-    def discriminator_fake(self, logits: torch.Tensor) -> torch.Tensor:
-        """−log(1 − D(G(z))) = BCE-with-logits(logits, 0)."""
-        return F.softplus(logits).mean()
+    def discriminator_fake(self, logits: torch.Tensor, target: float | torch.Tensor | None = None) -> torch.Tensor:
+        """−log(1 − D(G(z))) = BCE-with-logits(logits, 0); with ``target`` t: BCE-with-logits(logits, t)."""
+        if target is None:
+            return F.softplus(logits).mean()
+        return F.binary_cross_entropy_with_logits(logits, _as_target(target, logits))
 
     def generator(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -68,38 +88,53 @@ class MinimaxLoss(AdversarialLoss):
 
 
 class LSGANLoss(AdversarialLoss):
-    """Least squares (Mao et al. 2017, a = 0, b = 1, c = 1) on raw D outputs."""
+    """Least squares (Mao et al. 2017, a = 0, b = 1, c = 1) on raw D outputs; ``target`` replaces b or a."""
 
-    def discriminator_real(self, scores: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (scores - 1.0).pow(2).mean()
+    def discriminator_real(self, scores: torch.Tensor, target: float | torch.Tensor | None = None) -> torch.Tensor:
+        return 0.5 * (scores - (1.0 if target is None else _as_target(target, scores))).pow(2).mean()
 
-    def discriminator_fake(self, scores: torch.Tensor) -> torch.Tensor:
-        return 0.5 * scores.pow(2).mean()
+    def discriminator_fake(self, scores: torch.Tensor, target: float | torch.Tensor | None = None) -> torch.Tensor:
+        return 0.5 * (scores - (0.0 if target is None else _as_target(target, scores))).pow(2).mean()
 
     def generator(self, scores: torch.Tensor) -> torch.Tensor:
         return 0.5 * (scores - 1.0).pow(2).mean()
 
 
-class HingeLoss(AdversarialLoss):
+class _UnlabelledLoss(AdversarialLoss):
+    """D terms without a label target (hinge margin, Wasserstein estimate): soft labels do not apply."""
+
+    supports_targets = False
+
+    @staticmethod
+    def _no_target(target: float | torch.Tensor | None) -> None:
+        if target is not None:
+            raise ValueError("label targets (label smoothing / noisy labels) apply to BCE and LSGAN losses only")
+
+
+class HingeLoss(_UnlabelledLoss):
     """Hinge loss (Lim & Ye 2017; Miyato et al. 2018) on raw D outputs."""
 
-    def discriminator_real(self, scores: torch.Tensor) -> torch.Tensor:
+    def discriminator_real(self, scores: torch.Tensor, target: float | torch.Tensor | None = None) -> torch.Tensor:
+        self._no_target(target)
         return F.relu(1.0 - scores).mean()
 
-    def discriminator_fake(self, scores: torch.Tensor) -> torch.Tensor:
+    def discriminator_fake(self, scores: torch.Tensor, target: float | torch.Tensor | None = None) -> torch.Tensor:
+        self._no_target(target)
         return F.relu(1.0 + scores).mean()
 
     def generator(self, scores: torch.Tensor) -> torch.Tensor:
         return -scores.mean()
 
 
-class WassersteinLoss(AdversarialLoss):
+class WassersteinLoss(_UnlabelledLoss):
     """Wasserstein critic loss (Arjovsky et al. 2017): critic minimises E D(G(z)) − E D(x)."""
 
-    def discriminator_real(self, scores: torch.Tensor) -> torch.Tensor:
+    def discriminator_real(self, scores: torch.Tensor, target: float | torch.Tensor | None = None) -> torch.Tensor:
+        self._no_target(target)
         return -scores.mean()
 
-    def discriminator_fake(self, scores: torch.Tensor) -> torch.Tensor:
+    def discriminator_fake(self, scores: torch.Tensor, target: float | torch.Tensor | None = None) -> torch.Tensor:
+        self._no_target(target)
         return scores.mean()
 
     def generator(self, scores: torch.Tensor) -> torch.Tensor:
@@ -175,3 +210,13 @@ def clip_weights(module: nn.Module, c: float = 0.01) -> None:
         raise ValueError(f"weight clip c must be > 0, got {c}")
     for p in module.parameters():
         p.clamp_(-c, c)
+
+
+def feature_matching_loss(real_features: torch.Tensor, fake_features: torch.Tensor) -> torch.Tensor:
+    """‖E f(x) − E f(G(z))‖₂² (Salimans et al. 2016, §3.1): squared L2 distance of the batch-mean features.
+
+    Features are flattened per sample; the real mean is detached (a target, so only G receives gradient).
+    """
+    real_mean = real_features.detach().flatten(1).mean(dim=0)
+    fake_mean = fake_features.flatten(1).mean(dim=0)
+    return (real_mean - fake_mean).pow(2).sum()

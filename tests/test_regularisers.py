@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from torch import nn
+from toy_training import StepRecorder
 from toy_training import bare_trainer as _trainer
 from toy_training import toy_loader as _loader
 from toy_training import toy_module as _toy_module
@@ -159,17 +160,10 @@ def test_weight_clip_after_every_critic_step(tmp_path: Path, update: str) -> Non
 
 def test_n_critic_five_critic_steps_per_generator_step(tmp_path: Path) -> None:
     """n_critic=5 over 10 batches: the optimizer steps go D D D D D G D D D D D G."""
-    order: list[str] = []
-
-    class RecordSteps(pl.Callback):
-        def on_train_start(self, trainer, pl_module):
-            opt_g, opt_d = trainer.optimizers
-            opt_g.register_step_post_hook(lambda *a: order.append("G"))
-            opt_d.register_step_post_hook(lambda *a: order.append("D"))
-
-    trainer = _trainer(tmp_path, max_epochs=1, callbacks=[RecordSteps()])
+    recorder = StepRecorder()
+    trainer = _trainer(tmp_path, max_epochs=1, callbacks=[recorder])
     trainer.fit(_toy_module(loss="wasserstein", n_critic=5, gradient_penalty=10.0), _loader(10))
-    assert "".join(order) == "DDDDDG" * 2
+    assert recorder.order == "DDDDDG" * 2
     assert trainer.global_step == 10
     assert {"d_gp", "d_loss", "g_loss"} <= set(trainer.callback_metrics)
 

@@ -41,3 +41,19 @@ def bare_trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
         default_root_dir=tmp_path,
         **kwargs,
     )
+
+
+class StepRecorder(pl.Callback):
+    """Records the optimizer steps in order as a string: "G" for the generator's, "D" for the discriminator's."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    @property
+    def order(self) -> str:
+        return "".join(self.steps)
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        opt_g, opt_d = trainer.optimizers
+        opt_g.register_step_post_hook(lambda *a: self.steps.append("G"))
+        opt_d.register_step_post_hook(lambda *a: self.steps.append("D"))

@@ -29,6 +29,11 @@ A subclass supplies networks and, at most, a few small hooks; the base runs the 
   of the simultaneous update (whose G gradient was, by construction, taken at the unclipped critic).
   All of these also work with ``update="simultaneous"``. ``weight_clip`` together with ``gradient_penalty``
   is rejected: the penalty replaces clipping (Gulrajani et al. 2017, §3), and clipping would fight it.
+* **Training tricks** (all off by default; ``lightning_gans.tricks`` has the sources): ``label_smoothing=s``
+  (one-sided: real target 1 − s), ``noisy_labels=w`` (real ~ U(1 − w, 1], fake ~ U[0, w)), ``instance_noise=σ``
+  (+ ``instance_noise_anneal_steps``), ``feature_matching="replace"|"add"`` (+ ``feature_layer``), ``pack=m``
+  (PacGAN) and ``d_pretrain_steps=k`` (the first k batches train D only). Every D evaluation goes through
+  ``critic(x, batch)``, which adds the instance noise and packs before calling the ``discriminate`` hook.
 * **Fixed noise** (``fixed_noise`` buffer, saved in checkpoints) for comparable sample grids.
 * **NaN/Inf guard.** Losses are checked before backward (the decision is synchronised across DDP ranks);
   a non-finite loss stops training with ``NonFiniteLossError`` before the bad update, so the last
@@ -55,8 +60,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
-from lightning_gans.losses import clip_weights, drift_penalty, get_loss, r1_penalty
+from lightning_gans.losses import clip_weights, drift_penalty, feature_matching_loss, get_loss, r1_penalty
 from lightning_gans.losses import gradient_penalty as _gradient_penalty
+from lightning_gans.tricks import FeatureTap, instance_noise_std, label_targets, pack_samples
 
 Batch = Any
 
@@ -102,6 +108,14 @@ class GANModule(pl.LightningModule):
         r1_gamma: float | None = None,
         weight_clip: float | None = None,
         drift: float | None = None,
+        label_smoothing: float | None = None,
+        noisy_labels: float | None = None,
+        instance_noise: float | None = None,
+        instance_noise_anneal_steps: int | None = None,
+        feature_matching: Literal["off", "replace", "add"] = "off",
+        feature_layer: str | None = None,
+        pack: int = 1,
+        d_pretrain_steps: int = 0,
         ema_decay: float | None = None,
         num_fixed_noise: int = 16,
         fixed_noise_seed: int = 1234,
@@ -123,6 +137,8 @@ class GANModule(pl.LightningModule):
                 "Gulrajani et al. 2017 replace clipping by the penalty because clipping biases the critic: "
                 "set only one of them"
             )
+        tricks = (label_smoothing, noisy_labels, instance_noise, feature_matching, pack, d_pretrain_steps)
+        self._check_tricks(loss, *tricks)
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         # Read by the loop on every batch; kept as attributes because ``hparams`` is a dict (``hparams.update``
@@ -157,6 +173,35 @@ class GANModule(pl.LightningModule):
         seeded = torch.Generator().manual_seed(fixed_noise_seed)
         self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, latent_dim, generator=seeded) * noise_std)
 
+    def _check_tricks(
+        self,
+        loss: str,
+        label_smoothing: float | None,
+        noisy_labels: float | None,
+        instance_noise: float | None,
+        feature_matching: str,
+        pack: int,
+        d_pretrain_steps: int,
+    ) -> None:
+        for name, value in (("label_smoothing", label_smoothing), ("noisy_labels", noisy_labels)):
+            if value is not None and not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1) (or None to disable it), got {value}")
+        if label_smoothing is not None and noisy_labels is not None:
+            raise ValueError("label_smoothing and noisy_labels both set D's targets: choose one of them")
+        if (label_smoothing is not None or noisy_labels is not None) and not get_loss(loss).supports_targets:
+            raise ValueError(
+                f"label_smoothing / noisy_labels change the D labels, but loss {loss!r} has none: use them with "
+                "non_saturating, minimax or lsgan"
+            )
+        if instance_noise is not None and not instance_noise > 0:
+            raise ValueError(f"instance_noise must be > 0 (or None to disable it), got {instance_noise}")
+        if feature_matching not in ("off", "replace", "add"):
+            raise ValueError(f"feature_matching must be 'off', 'replace' or 'add', got {feature_matching!r}")
+        if pack < 1 or d_pretrain_steps < 0:
+            raise ValueError(f"pack must be >= 1 and d_pretrain_steps >= 0, got {pack} and {d_pretrain_steps}")
+        if pack > 1 and getattr(self, "conditional", False):
+            raise ValueError("pack > 1 is not supported by conditional models (one condition per sample)")
+
     # ------------------------------------------------------------------ hooks for subclasses
     def sample_noise(self, n: int) -> torch.Tensor:
         """Latent vectors z ~ N(0, noise_std²), shape (n, latent_dim)."""
@@ -174,21 +219,44 @@ class GANModule(pl.LightningModule):
         """Discriminator logits for ``x`` (conditional models read the condition from ``batch``)."""
         return self.discriminator(x)
 
+    def critic(self, x: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """D outputs for ``x`` as training sees them: instance noise added and samples packed when enabled.
+
+        Every D evaluation of the loop (D and G steps, penalties) goes through here; subclasses override the
+        ``discriminate`` hook, not this.
+        """
+        sigma = instance_noise_std(self.hparams.get("instance_noise"), self.global_step, self._anneal_steps())
+        if sigma > 0:
+            x = x + sigma * torch.randn_like(x)
+        return self.discriminate(pack_samples(x, self.hparams.get("pack", 1)), batch)
+
+    def _anneal_steps(self) -> int | None:
+        return self.hparams.get("instance_noise_anneal_steps")
+
+    def _d_loss_terms(self, real_scores: torch.Tensor | None, fake_scores: torch.Tensor | None) -> dict:
+        """``d_real``/``d_fake`` with the configured label targets (label smoothing, noisy labels)."""
+        hp, terms = self.hparams, {}
+        smoothing, noisy = hp.get("label_smoothing"), hp.get("noisy_labels")
+        for kind, scores in (("real", real_scores), ("fake", fake_scores)):
+            if scores is None:
+                continue
+            target = label_targets(kind, scores.shape[0], scores, smoothing, noisy)
+            term = getattr(self.adversarial_loss, f"discriminator_{kind}")
+            terms[f"d_{kind}"] = term(scores) if target is None else term(scores, target)
+        return terms
+
     def discriminator_step(self, batch: Batch, part: Literal["both", "real", "fake"] = "both") -> dict:
         """D loss terms on real and/or generated samples, plus the enabled regularisers; ``loss`` is minimised."""
-        logs: dict[str, torch.Tensor] = {}
-        loss = 0.0
         real = self.real_samples(batch)
-        real_scores = fake = None
+        real_scores = fake = fake_scores = None
         if part in ("both", "real"):
-            real_scores = self.discriminate(real, batch)
-            logs["d_real"] = self.adversarial_loss.discriminator_real(real_scores)
-            loss = loss + logs["d_real"]
+            real_scores = self.critic(real, batch)
         if part in ("both", "fake"):
             with torch.no_grad():
                 fake = self.generate(batch)
-            logs["d_fake"] = self.adversarial_loss.discriminator_fake(self.discriminate(fake, batch))
-            loss = loss + logs["d_fake"]
+            fake_scores = self.critic(fake, batch)
+        logs = self._d_loss_terms(real_scores, fake_scores)
+        loss = sum(logs.values())
         penalty, penalty_logs = self.critic_penalties(batch, real, real_scores, fake)
         logs.update(penalty_logs)
         logs["loss"] = loss + penalty
@@ -207,7 +275,7 @@ class GANModule(pl.LightningModule):
         total: torch.Tensor | float = 0.0
 
         def critic(x: torch.Tensor) -> torch.Tensor:
-            return self.discriminate(x, batch)
+            return self.critic(x, batch)
 
         if hp.get("gradient_penalty") is not None and fake is not None:
             logs["d_gp"] = _gradient_penalty(critic, real, fake)
@@ -221,20 +289,36 @@ class GANModule(pl.LightningModule):
         return total, logs
 
     def generator_step(self, batch: Batch) -> dict:
-        """G loss on a fresh batch of fakes (fresh z, as the books' seeds do)."""
+        """G loss on a fresh batch of fakes (fresh z, as the books' seeds do); feature matching when enabled."""
         fake = self.generate(batch)
-        return {"loss": self.adversarial_loss.generator(self.discriminate(fake, batch))}
+        if self.hparams.get("feature_matching", "off") == "off":
+            return {"loss": self.adversarial_loss.generator(self.critic(fake, batch))}
+        with FeatureTap(self.discriminator, self.hparams.get("feature_layer")) as tap:
+            with torch.no_grad():
+                self.critic(self.real_samples(batch), batch)
+            fake_scores = self.critic(fake, batch)
+        return self._generator_loss(fake_scores, tap.features)
+
+    def _generator_loss(self, fake_scores: torch.Tensor, features: list[torch.Tensor] | None = None) -> dict:
+        """Adversarial G loss, replaced by or added to feature matching on (real, fake) ``features``."""
+        mode = self.hparams.get("feature_matching", "off")
+        adversarial = self.adversarial_loss.generator(fake_scores)
+        if mode == "off":
+            return {"loss": adversarial}
+        fm = feature_matching_loss(features[0], features[1])
+        return {"loss": fm if mode == "replace" else adversarial + fm, "g_adv": adversarial.detach(), "g_fm": fm}
 
     def simultaneous_losses(self, batch: Batch) -> tuple[dict, dict]:
         """One forward pass shared by both losses (TF2 GradientTape style): returns (d_logs, g_logs)."""
         fake = self.generate(batch)
-        real_logits = self.discriminate(self.real_samples(batch), batch)
-        fake_logits = self.discriminate(fake, batch)
-        d_real = self.adversarial_loss.discriminator_real(real_logits)
-        d_fake = self.adversarial_loss.discriminator_fake(fake_logits)
-        penalty, penalty_logs = self.critic_penalties(batch, self.real_samples(batch), real_logits, fake)
-        d_logs = {"loss": d_real + d_fake + penalty, "d_real": d_real, "d_fake": d_fake, **penalty_logs}
-        return d_logs, {"loss": self.adversarial_loss.generator(fake_logits)}
+        real = self.real_samples(batch)
+        with FeatureTap(self.discriminator, self.hparams.get("feature_layer")) as tap:
+            real_logits = self.critic(real, batch)
+            fake_logits = self.critic(fake, batch)
+        terms = self._d_loss_terms(real_logits, fake_logits)
+        penalty, penalty_logs = self.critic_penalties(batch, real, real_logits, fake)
+        d_logs = {"loss": terms["d_real"] + terms["d_fake"] + penalty, **terms, **penalty_logs}
+        return d_logs, self._generator_loss(fake_logits, tap.features)
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -287,7 +371,8 @@ class GANModule(pl.LightningModule):
         else:
             # Decided before the D update: its optimizer step advances ``global_step`` until ``_count_one_step``
             # resets it, so reading ``gan_step`` afterwards would put the first G step one batch early.
-            generator_turn = (self.gan_step + 1) % self.hparams.n_critic == 0
+            trained = self.gan_step - self.hparams.get("d_pretrain_steps", 0)  # D-only pre-training first
+            generator_turn = trained >= 0 and (trained + 1) % self.hparams.n_critic == 0
             logs = self._discriminator_update(batch)
             if generator_turn:
                 logs.update(self._generator_update(batch))

@@ -1,6 +1,7 @@
 """Plain ``nn.Module`` generators, discriminators and blocks (no Lightning imports here)."""
 
 from lightning_gans.networks.dcgan import DCGANDiscriminator28, DCGANGenerator28
+from lightning_gans.networks.minibatch import MinibatchDiscrimination
 from lightning_gans.networks.mlp import MLPDiscriminator, MLPGenerator
 
-__all__ = ["DCGANDiscriminator28", "DCGANGenerator28", "MLPDiscriminator", "MLPGenerator"]
+__all__ = ["DCGANDiscriminator28", "DCGANGenerator28", "MLPDiscriminator", "MLPGenerator", "MinibatchDiscrimination"]

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from lightning_gans.networks.init import apply_init
+from lightning_gans.networks.minibatch import MinibatchDiscrimination
 
 
 class DCGANGenerator28(nn.Module):
@@ -53,10 +54,23 @@ class DCGANGenerator28(nn.Module):
 
 
 class DCGANDiscriminator28(nn.Module):
+    """The seed's D; ``minibatch_kernels`` > 0 adds minibatch discrimination (Salimans et al. 2016, §3.2) on the
+    flattened features before the Dense output (not in the seed: a training switch)."""
+
     def __init__(
-        self, in_channels: int = 1, negative_slope: float = 0.3, dropout: float = 0.3, init: str = "keras"
+        self,
+        in_channels: int = 1,
+        negative_slope: float = 0.3,
+        dropout: float = 0.3,
+        init: str = "keras",
+        minibatch_kernels: int = 0,
+        minibatch_kernel_dim: int = 5,
     ) -> None:
         super().__init__()
+        features = 7 * 7 * 128
+        minibatch: list[nn.Module] = []
+        if minibatch_kernels:
+            minibatch = [MinibatchDiscrimination(features, minibatch_kernels, minibatch_kernel_dim)]
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, 64, 5, stride=2, padding=2),  # 14×14
             nn.LeakyReLU(negative_slope),
@@ -65,7 +79,8 @@ class DCGANDiscriminator28(nn.Module):
             nn.LeakyReLU(negative_slope),
             nn.Dropout(dropout),
             nn.Flatten(),
-            nn.Linear(7 * 7 * 128, 1),
+            *minibatch,
+            nn.Linear(features + minibatch_kernels, 1),
         )
         apply_init(self, init)
 

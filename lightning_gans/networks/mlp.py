@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from lightning_gans.networks.init import apply_init
+from lightning_gans.networks.minibatch import MinibatchDiscrimination
 
 
 def _mlp(sizes: list[int], negative_slope: float) -> list[nn.Module]:
@@ -51,7 +52,12 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Flatten → hidden Dense layers (LeakyReLU) → Dense 1; returns logits of shape (N,)."""
+    """Flatten → hidden Dense layers (LeakyReLU) → [minibatch discrimination] → Dense 1; logits of shape (N,).
+
+    ``minibatch_kernels`` B > 0 inserts a ``MinibatchDiscrimination`` layer (Salimans et al. 2016, §3.2; B kernels
+    of dimension ``minibatch_kernel_dim``) before the output layer. For PacGAN packing (Lin et al. 2018) give
+    ``in_shape`` the packed width, e.g. ``[2 * pack]`` for 2-D points.
+    """
 
     def __init__(
         self,
@@ -59,10 +65,17 @@ class MLPDiscriminator(nn.Module):
         hidden: list[int] = [500, 500],  # noqa: B006
         negative_slope: float = 0.2,
         init: str = "keras",
+        minibatch_kernels: int = 0,
+        minibatch_kernel_dim: int = 5,
     ) -> None:
         super().__init__()
         in_features = math.prod(in_shape)
-        self.net = nn.Sequential(nn.Flatten(), *_mlp([in_features, *hidden], negative_slope), nn.Linear(hidden[-1], 1))
+        layers = [nn.Flatten(), *_mlp([in_features, *hidden], negative_slope)]
+        width = hidden[-1]
+        if minibatch_kernels:
+            layers.append(MinibatchDiscrimination(width, minibatch_kernels, minibatch_kernel_dim))
+            width += minibatch_kernels
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
         apply_init(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
