@@ -8,17 +8,19 @@ what to put where. Images are served as float32 N×1×28×28 in [-1, 1] (``x / 1
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 import socket
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset
 
 from datamodules._paths import DatasetNotFoundError, resolve_data_dir
 
@@ -191,3 +193,123 @@ class MNISTDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False, drop_last=False)
+
+
+# ---------------------------------------------------------------------------------------------- semi-supervised
+def semi_supervised_split(
+    labels: Tensor, num_labelled: int = 100, selection: str = "first", seed: int = 0, num_classes: int = 10
+) -> tuple[Tensor, Tensor]:
+    """(labelled indices, unlabelled indices) of a training set with ``labels``: disjoint, together all indices.
+
+    ``selection="first"``: the first ``num_labelled`` images, as *GANs in Action* ch. 7 does (not class-balanced;
+    MNIST's first 100 hold 8–14 of each digit). ``"balanced"``: ``num_labelled / num_classes`` images of every
+    class, drawn with a ``torch.Generator`` seeded by ``seed`` (the protocol of Salimans et al. 2016).
+    """
+    n = len(labels)
+    if not 0 < num_labelled < n:
+        raise ValueError(f"num_labelled must be in [1, {n - 1}] for a training set of {n} images, got {num_labelled}")
+    if selection == "first":
+        labelled = torch.arange(num_labelled)
+    elif selection == "balanced":
+        if num_labelled % num_classes:
+            raise ValueError(f"a balanced split needs num_labelled divisible by {num_classes}, got {num_labelled}")
+        per_class = num_labelled // num_classes
+        generator = torch.Generator().manual_seed(seed)
+        chosen = []
+        for c in range(num_classes):
+            members = torch.nonzero(labels == c).flatten()
+            if len(members) < per_class:
+                raise ValueError(f"class {c} has {len(members)} training images, fewer than {per_class} per class")
+            chosen.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
+        labelled = torch.cat(chosen).sort().values
+    else:
+        raise ValueError(f"selection must be 'first' or 'balanced', got {selection!r}")
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[labelled] = False
+    return labelled, torch.nonzero(mask).flatten()
+
+
+class _DrawWithReplacement(Sampler[int]):
+    """``num_samples`` indices drawn uniformly with replacement from ``range(n)`` (the book's ``randint``).
+
+    Not a ``RandomSampler``: under DDP Lightning wraps a custom sampler (each rank takes a shard of the draws)
+    instead of replacing it with a ``DistributedSampler`` that would drop the replacement and the length.
+    """
+
+    def __init__(self, n: int, num_samples: int) -> None:
+        self.n, self.num_samples = n, num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(torch.randint(0, self.n, (self.num_samples,)).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class SemiSupervisedMNISTDataModule(MNISTDataModule):
+    """MNIST for semi-supervised learning (*GANs in Action* ch. 7): ``num_labelled`` labelled training images,
+    the rest without labels; validation and test on all 10,000 test images (``(images, labels)`` batches).
+
+    Training batches are dicts ``{"labelled": [x, y], "unlabelled": [x]}`` (the unlabelled part carries no labels).
+    ``batches_per_epoch=None``: an epoch is one shuffled pass over the unlabelled pool; an integer k: an epoch is k
+    batches drawn with replacement from both parts, as the book's loop does (``np.random.randint``), so
+    validation every epoch is validation every k iterations. Labelled batches are always drawn with replacement.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        batch_size: int = 32,
+        num_labelled: int = 100,
+        selection: str = "first",
+        split_seed: int = 0,
+        batches_per_epoch: int | None = None,
+        num_workers: int = 0,
+        download: bool = True,
+    ) -> None:
+        super().__init__(data_dir=data_dir, batch_size=batch_size, num_workers=num_workers, download=download)
+        # Only this class's arguments (checkpoints rebuild the datamodule from them): drop the parent's extra ones.
+        self.save_hyperparameters(ignore=["drop_last", "shuffle"])
+        if selection not in ("first", "balanced"):
+            raise ValueError(f"selection must be 'first' or 'balanced', got {selection!r}")
+        if num_labelled < 1 or batch_size < 1 or (batches_per_epoch is not None and batches_per_epoch < 1):
+            raise ValueError("num_labelled, batch_size and batches_per_epoch must be >= 1")
+        self.num_labelled, self.selection, self.split_seed = num_labelled, selection, split_seed
+        self.batches_per_epoch = batches_per_epoch
+        self.labelled_indices: Tensor | None = None
+        self.unlabelled_indices: Tensor | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if stage in (None, "fit") and self.labelled_indices is None:
+            labels = self._load("train")[1]
+            self.labelled_indices, self.unlabelled_indices = semi_supervised_split(
+                labels, self.num_labelled, self.selection, self.split_seed, self.num_classes
+            )
+
+    def _part_loader(self, dataset: TensorDataset, sampler: Sampler) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_dataloader(self) -> dict[str, DataLoader]:
+        if self.labelled_indices is None:
+            self.setup("fit")
+        images, labels = self._load("train")
+        labelled = TensorDataset(images[self.labelled_indices], labels[self.labelled_indices])
+        unlabelled = TensorDataset(images[self.unlabelled_indices])
+        if self.batches_per_epoch is None:
+            unlabelled_sampler: Sampler = RandomSampler(unlabelled)
+            draws = math.ceil(len(unlabelled) / self.batch_size) * self.batch_size
+        else:
+            draws = self.batches_per_epoch * self.batch_size
+            unlabelled_sampler = _DrawWithReplacement(len(unlabelled), draws)
+        return {
+            "labelled": self._part_loader(labelled, _DrawWithReplacement(len(labelled), draws)),
+            "unlabelled": self._part_loader(unlabelled, unlabelled_sampler),
+        }
