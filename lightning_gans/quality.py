@@ -6,7 +6,11 @@ Sharding (the "exact N" rule of the design): rank ``r`` of ``W`` owns the global
 both reads the real images at those indices and generates exactly that many fakes (``N // W + (r < N % W)``).
 Conditional models get the labels of the real images at the same global indices, so the fakes follow the real
 label distribution. Every image goes through ``to_uint8`` and the extractor once; the metric states are sums
-(FID, IS) or index-tagged samples (KID), so ``compute()`` on every rank gives the single-process value.
+(FID, IS, conditional accuracy) or index-tagged samples (KID), so ``compute()`` on every rank gives the
+single-process value.
+
+Conditional accuracy (``cond_acc``, conditional models only): the fraction of the N fakes that the extractor's
+classifier assigns to the label they were generated for (e.g. ``lenet-mnist`` on CGAN digits).
 
 Fakes: the latent of global sample ``i`` is a deterministic function of ``(seed, i)`` (see
 :class:`ModuleSampler`), so a 1-process and a W-process evaluation of the same weights see the same fakes.
@@ -28,11 +32,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_gans.metrics import FrechetDistance, InceptionScoreSum, KernelDistance, ReferenceCache
+from lightning_gans.metrics import (
+    ConditionalAccuracy,
+    FrechetDistance,
+    InceptionScoreSum,
+    KernelDistance,
+    ReferenceCache,
+)
 from lightning_gans.metrics.extractors import FeatureExtractor
 from lightning_gans.outputs import to_uint8
 
-METRICS = ("fid", "is", "kid")
+METRICS = ("fid", "is", "kid", "cond_acc")
+NEEDS_LOGITS = ("is", "cond_acc")
 SampleFn = Callable[..., Tensor]  # sample_fn(count, labels=None, indices=global indices) -> [-1, 1] images
 ProgressFactory = Callable[[int, str], Any]  # (total, description) -> context manager with update(k)
 NOISE_BLOCK = 1024  # latents are drawn in blocks of this many consecutive global indices, one seed per block
@@ -84,8 +95,11 @@ def check_metrics(metrics: list[str] | tuple[str, ...], extractor: FeatureExtrac
     unknown = sorted(set(chosen) - set(METRICS))
     if unknown or not chosen:
         raise ValueError(f"metrics must be a non-empty subset of {list(METRICS)}, got {list(metrics)}")
-    if extractor is not None and "is" in chosen and not extractor.num_classes:
-        raise ValueError(f"IS needs class logits, but extractor {extractor.name!r} has none: drop 'is' from metrics")
+    for metric in NEEDS_LOGITS:
+        if extractor is not None and metric in chosen and not extractor.num_classes:
+            raise ValueError(
+                f"{metric} needs class logits, but extractor {extractor.name!r} has none: drop it from metrics"
+            )
     return list(dict.fromkeys(chosen))
 
 
@@ -222,12 +236,18 @@ class _Scores:
         self.fid = FrechetDistance(extractor.num_features).to(device) if "fid" in metrics else None
         self.inception = InceptionScoreSum(extractor.num_classes).to(device) if "is" in metrics else None
         self.kid = KernelDistance(**kid).to(device) if "kid" in metrics else None
+        self.cond_acc = ConditionalAccuracy().to(device) if "cond_acc" in metrics else None
 
-    def add(self, features: Tensor, logits: Tensor | None, indices: Tensor, real: bool) -> None:
+    def add(
+        self, features: Tensor, logits: Tensor | None, indices: Tensor, real: bool, labels: Tensor | None = None
+    ) -> None:
+        """One batch of features/logits; ``labels``: the labels fakes were generated for (conditional accuracy)."""
         if self.fid is not None:
             self.fid.update(features, real=real)
         if self.inception is not None and not real:
             self.inception.update(logits.to(self.device))
+        if self.cond_acc is not None and not real:
+            self.cond_acc.update(logits, labels if labels is not None else torch.zeros(0, dtype=torch.long))
         if self.kid is not None:
             self.kid.update(features, real, indices.to(features.device))
 
@@ -256,6 +276,8 @@ class _Scores:
         if self.kid is not None:
             mean, std = self.kid.compute()
             values["kid"], values["kid_std"] = float(mean), float(std)
+        if self.cond_acc is not None:
+            values["cond_acc"] = float(self.cond_acc.compute())
         return values
 
     def gathered_reference(self, local_real: list[Tensor], mine: Tensor, n: int, world_size: int) -> dict:
@@ -333,6 +355,8 @@ def evaluate_image_quality(
         raise ValueError(f"n={n} but only {len(real_images)} real images")
     if conditional and real_labels is None:
         raise ValueError("a conditional model needs the real labels (the fakes follow their distribution)")
+    if "cond_acc" in metrics and not conditional:
+        raise ValueError("cond_acc (conditional accuracy) applies to conditional models only: drop it from metrics")
     device = torch.device(device) if device is not None else extractor.device
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
@@ -357,7 +381,7 @@ def evaluate_image_quality(
         with _bar(n, f"{extractor.name} fake", progress) as bar:
             for idx in _batches(mine, batch_size):
                 labels = real_labels[idx] if conditional else None
-                scores.add(*_features(extractor, _fakes(sample_fn, idx, labels)), idx, real=False)
+                scores.add(*_features(extractor, _fakes(sample_fn, idx, labels)), idx, real=False, labels=labels)
                 counts["fake"] += len(idx)
                 bar.update(len(idx) * world_size)
 

@@ -3,7 +3,8 @@
 Every rank takes part in an evaluation: rank r of W scores the real images at global indices r, r+W, … < N and
 exactly its share of N fakes; the metric states reduce exactly, so a 2-process run logs the 1-process number.
 Metrics are logged with their protocol in the name (``fid/lenet-mnist/10k``, ``is/…``, ``kid/…``,
-``kid_std/…``), appended to ``metrics.jsonl`` (``kind="image_quality"`` with the full protocol and the wall
+``kid_std/…``, and for conditional models ``cond_acc/…``: how often the extractor's classifier recognises the
+requested label), appended to ``metrics.jsonl`` (``kind="image_quality"`` with the full protocol and the wall
 time) and FID is declared a W&B "min" summary. Real statistics come from memory, the reference cache
 (``$LIGHTNING_GANS_CACHE/reference``) or one real pass, whose result rank 0 caches.
 
@@ -33,7 +34,7 @@ from lightning_gans.quality import (
     metric_names,
 )
 
-SUMMARIES = {"fid": "min", "kid": "min", "is": "max"}
+SUMMARIES = {"fid": "min", "kid": "min", "is": "max", "cond_acc": "max"}
 
 
 def _config_error(message: str) -> Exception:
@@ -108,6 +109,11 @@ class ImageQualityCallback(Callback):
         check_metrics(self.metrics, self._extractor)
         if not callable(getattr(pl_module, "sample", None)):
             raise _config_error(f"ImageQualityCallback: {type(pl_module).__name__} has no sample(n) method")
+        if "cond_acc" in self.metrics and not getattr(pl_module, "conditional", False):
+            raise _config_error(
+                f"ImageQualityCallback: cond_acc (conditional accuracy) needs a conditional model, "
+                f"{type(pl_module).__name__} is not one: drop cond_acc from the callback's metrics"
+            )
         self._real_data(trainer)
 
     def _real_data(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor | None]:

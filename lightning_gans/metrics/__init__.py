@@ -9,11 +9,13 @@ Public API (other modules import only these names):
   ``build_extractor(name, **kwargs)``, ``check_extractor(name, **kwargs)`` (cheap: weights present? raises
   ``ExtractorWeightsError`` with file, URL/command and where to put it), ``available_extractors()``.
 * ``FrechetDistance`` / ``InceptionScoreSum`` / ``KernelDistance`` — ``torchmetrics.Metric`` subclasses whose
-  states reduce exactly across DDP ranks (see ``scores.py``).
+  states reduce exactly across DDP ranks (see ``scores.py``); ``ConditionalAccuracy`` — the classifier's
+  agreement with a conditional generator's requested labels (``conditional.py``).
 * ``ReferenceCache`` — real-feature statistics on disk keyed by the evaluation protocol.
 * ``cache_dir()`` — ``$LIGHTNING_GANS_CACHE`` or ``~/.cache/lightning-gans``.
 """
 
+from lightning_gans.metrics.conditional import ConditionalAccuracy
 from lightning_gans.metrics.extractors import (
     ExtractorWeightsError,
     FeatureExtractor,
@@ -27,6 +29,7 @@ from lightning_gans.metrics.reference import ReferenceCache
 from lightning_gans.metrics.scores import FrechetDistance, InceptionScoreSum, KernelDistance
 
 __all__ = [
+    "ConditionalAccuracy",
     "ExtractorWeightsError",
     "FeatureExtractor",
     "FrechetDistance",
