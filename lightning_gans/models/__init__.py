@@ -1,7 +1,9 @@
 """One LightningModule per GAN family; ``base.GANModule`` holds the shared training schedule."""
 
 from lightning_gans.models.base import GANModule, NonFiniteLossError
+from lightning_gans.models.cgan import CGAN
 from lightning_gans.models.dcgan import DCGAN
 from lightning_gans.models.gan import GAN
+from lightning_gans.models.sgan import SGAN
 
-__all__ = ["DCGAN", "GAN", "GANModule", "NonFiniteLossError"]
+__all__ = ["CGAN", "DCGAN", "GAN", "GANModule", "NonFiniteLossError", "SGAN"]
