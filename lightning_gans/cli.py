@@ -2,6 +2,7 @@
 
     lightning-gans fit --config experiments/dcgan_mnist.yaml [--trainer.max_epochs=3] [--model.n_critic=5]
     lightning-gans sample --ckpt runs/dcgan_mnist/<run>/checkpoints/last.ckpt --n 64 --out samples
+    lightning-gans sample --ckpt runs/cgan_mnist/<run>/checkpoints/last.ckpt --labels 0,1,2 --n 8 --out digits
 
 Every ``fit`` writes a run directory ``<runs_dir>/<experiment>/<timestamp>/`` holding the resolved config
 (``config.yaml``), ``checkpoints/last.ckpt``, ``samples/*.png``, ``metrics.jsonl``, the CSV log and the W&B
@@ -215,10 +216,24 @@ def _sample_command(argv: list[str]) -> None:
     parser.add_argument("--out", required=True, help="output prefix: writes OUT.npz and OUT.png")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-ema", action="store_true", help="sample the raw generator even if EMA is kept")
+    parser.add_argument(
+        "--labels",
+        default=None,
+        help="conditional models: comma-separated classes, e.g. 0,1,2; --n samples of each, one grid row per label",
+    )
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
-    npz, png = write_samples(args.ckpt, args.n, args.out, seed=args.seed, use_ema=not args.no_ema)
+    labels = None
+    if args.labels is not None:
+        try:
+            labels = [int(label) for label in args.labels.split(",")]
+        except ValueError:
+            parser.error(f"--labels must be comma-separated integers such as 0,1,2, got {args.labels!r}")
+    try:
+        npz, png = write_samples(args.ckpt, args.n, args.out, seed=args.seed, use_ema=not args.no_ema, labels=labels)
+    except ValueError as err:  # labels out of range, or labels for an unconditional model
+        parser.error(str(err))
     print(f"wrote {npz} and {png}")
 
 

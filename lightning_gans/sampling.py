@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,26 @@ def load_module(ckpt: str | Path) -> GANModule:
         raise FileNotFoundError(f"checkpoint {path} does not exist (runs keep them in runs/<exp>/<run>/checkpoints/)")
     import lightning_gans.models  # noqa: F401 - registers every model class for the checkpoint's class_path
 
-    module = GANModule.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+    module = model_class(path).load_from_checkpoint(path, map_location="cpu", weights_only=False)
     return module.eval()
+
+
+def model_class(ckpt: str | Path) -> type[GANModule]:
+    """The GANModule subclass a CLI checkpoint names (its ``_class_path`` hyperparameter), else ``GANModule``.
+
+    Loading through ``GANModule.load_from_checkpoint`` is not enough: Lightning drops ``_class_path`` for classes
+    without ``**kwargs`` in ``__init__`` and would rebuild a plain ``GANModule`` around the saved networks, losing
+    the subclass's hooks (e.g. a conditional ``sample``).
+    """
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
+    if not isinstance(class_path, str) or "." not in class_path:
+        return GANModule
+    module_name, name = class_path.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module_name), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, GANModule)):
+        raise ValueError(f"{ckpt} names model class {class_path!r}, which is not a GANModule")
+    return cls
 
 
 def _toy_dataset(ckpt: str | Path) -> str:
@@ -28,21 +47,47 @@ def _toy_dataset(ckpt: str | Path) -> str:
     return (checkpoint.get("datamodule_hyper_parameters") or {}).get("dataset") or "grid25"
 
 
+def conditional_labels(module: GANModule, n: int, labels: list[int] | None) -> tuple[torch.Tensor, int | None]:
+    """The labels to sample a conditional module with, and the grid's row length.
+
+    ``labels`` given: ``n`` samples of each, label by label (each grid row one label); else ``n`` samples
+    cycling through the classes 0, 1, …, K−1, 0, … (default grid layout).
+    """
+    if labels is None:
+        return torch.arange(n) % module.num_classes, None
+    bad = [label for label in labels if not 0 <= label < module.num_classes]
+    if bad or not labels:
+        raise ValueError(f"--labels must be classes in [0, {module.num_classes - 1}], got {labels}")
+    return torch.tensor(labels).repeat_interleave(n), n
+
+
 def write_samples(
-    ckpt: str | Path, n: int, out: str | Path, seed: int = 0, use_ema: bool = True, **condition
+    ckpt: str | Path, n: int, out: str | Path, seed: int = 0, use_ema: bool = True, labels: list[int] | None = None
 ) -> tuple[Path, Path]:
     """Write ``OUT.npz`` (``images`` uint8 N×C×H×W, or ``samples`` float32 N×D for point data, plus
-    ``labels`` for conditional models) and ``OUT.png`` (an image grid, or a scatter plot for 2-D points)."""
+    ``labels`` for conditional models) and ``OUT.png`` (an image grid, or a scatter plot for 2-D points).
+
+    Conditional models: ``labels`` asks for ``n`` samples of each listed class (the PNG has one row per label);
+    without it the ``n`` samples cycle through the classes. Unconditional models refuse ``labels``.
+    """
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     module = load_module(ckpt)
+    conditional = bool(getattr(module, "conditional", False))
+    if labels is not None and not conditional:
+        name = type(module).__name__
+        raise ValueError(f"--labels needs a conditional model (e.g. CGAN); this checkpoint holds a {name}")
     if not use_ema:
         module.generator_ema = None
     torch.manual_seed(seed)
-    result = module.sample(n, **condition)
-    labels = None
-    if isinstance(result, tuple):
-        result, labels = result
+    nrow, sampled_labels = None, None
+    if conditional:
+        sampled_labels, nrow = conditional_labels(module, n, labels)
+        result = module.sample(len(sampled_labels), labels=sampled_labels)
+    else:
+        result = module.sample(n)
+    if isinstance(result, tuple):  # a model that chooses its own conditions returns (samples, labels)
+        result, sampled_labels = result
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     npz, png = out.with_suffix(".npz"), out.with_suffix(".png")
@@ -55,8 +100,8 @@ def write_samples(
         save_png(scatter_plot(result.cpu(), name), png)
     else:
         arrays["images"] = to_uint8(result).numpy()
-        save_png(make_grid(result), png)
-    if labels is not None:
-        arrays["labels"] = labels.cpu().numpy()
+        save_png(make_grid(result, nrow=nrow), png)
+    if sampled_labels is not None:
+        arrays["labels"] = sampled_labels.cpu().numpy()
     np.savez(npz, **arrays)
     return npz, png

@@ -3,6 +3,10 @@
 DCGAN digits seed: a 4×4 grid of the 16 fixed latents each epoch (``image_at_epoch_NNNN.png``), and after
 training ``dcgan.gif`` from the frames where ``round(2·sqrt(i))`` increases, plus the last frame. The seed
 colour-inverts its grids (``cv2.bitwise_not``); ``invert`` reproduces that, off by default.
+
+Conditional models (``conditional = True``, e.g. the CGAN of *GANs in Action* ch. 8) get a class grid instead:
+their ``sample_fixed()`` returns ``num_classes`` rows of the fixed latents, row c conditioned on class c, so each
+row shows one digit (``class_grid_epochNNNN.png``).
 """
 
 from __future__ import annotations
@@ -44,10 +48,13 @@ class SampleGridCallback(Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not epoch_due(trainer, self.every_n_epochs):
             return
-        grid = make_grid(pl_module.sample_fixed(), nrow=self.nrow)
+        images, nrow, name = pl_module.sample_fixed(), self.nrow, "grid"
+        if getattr(pl_module, "conditional", False):  # one row per class: each row one digit
+            nrow, name = images.shape[0] // pl_module.num_classes, "class_grid"
+        grid = make_grid(images, nrow=nrow)
         if self.invert:
             grid = 255 - grid
-        path = log_image(trainer, "samples/grid", grid, filename=f"grid_epoch{trainer.current_epoch + 1:04d}.png")
+        path = log_image(trainer, f"samples/{name}", grid, filename=f"{name}_epoch{trainer.current_epoch + 1:04d}.png")
         if path is not None:
             self.frames.append(path)
 
