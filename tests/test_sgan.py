@@ -1,0 +1,203 @@
+"""Semi-supervised GAN (GANs in Action ch. 7): networks, the shared two-head discriminator, the stable
+unsupervised head, the four optimizer steps per iteration, the labelled/unlabelled split and test accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import pytest
+import torch
+import torch.nn.functional as F
+from toy_training import bare_trainer
+
+from datamodules.mnist import SemiSupervisedMNISTDataModule, semi_supervised_split
+from lightning_gans.cli import ConfigError
+from lightning_gans.losses import feature_matching_loss, get_loss
+from lightning_gans.models import SGAN
+from lightning_gans.networks.sgan import SGANDiscriminator28, SGANGenerator28
+
+
+def _trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
+    return bare_trainer(tmp_path, num_sanity_val_steps=0, **kwargs)
+
+
+def _data(root: Path, **kwargs) -> SemiSupervisedMNISTDataModule:
+    return SemiSupervisedMNISTDataModule(data_dir=str(root), **{"batch_size": 4, "batches_per_epoch": 3, **kwargs})
+
+
+# ---------------------------------------------------------------------------------------------- networks
+def test_shapes_and_ranges() -> None:
+    generator, discriminator = SGANGenerator28(), SGANDiscriminator28()
+    images = generator(torch.randn(5, 100))
+    assert images.shape == (5, 1, 28, 28) and images.abs().max() <= 1
+    assert discriminator(images).shape == (5, 10)
+    assert discriminator.features(images).shape == (5, 4 * 4 * 128)  # 28 → 14 → 7 → 4, not the book's 3×3
+    assert discriminator.unsupervised_logit(discriminator(images)).shape == (5,)
+    bn = [m for m in discriminator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert [(m.momentum, m.eps) for m in bn] == [(0.01, 1e-3)] * 2  # Keras momentum 0.99, eps 1e-3
+
+
+def test_both_heads_train_the_same_parameter_tensors(mnist_root: Path, tmp_path: Path) -> None:
+    module = SGAN(latent_dim=100)
+    trainer = _trainer(tmp_path, max_steps=1)
+    trainer.fit(module, datamodule=_data(mnist_root))
+    opt_g, opt_unsupervised, opt_supervised = trainer.optimizers
+    body = list(module.discriminator.parameters())
+    for optimizer in (opt_unsupervised, opt_supervised):
+        assert [p for group in optimizer.param_groups for p in group["params"]] == body
+        assert all(a is b for group in optimizer.param_groups for a, b in zip(group["params"], body))
+    assert opt_unsupervised.state is not opt_supervised.state  # two Adam states, as two compiled Keras models
+    assert not set(map(id, body)) & {id(p) for group in opt_g.param_groups for p in group["params"]}
+
+    # Each head's loss reaches every parameter of the body and of the Dense 10 layer.
+    x = torch.randn(4, 1, 28, 28)
+    logits = module.classify(x)
+    supervised = torch.autograd.grad(F.cross_entropy(logits, torch.arange(4)), body, retain_graph=True)
+    unsupervised = torch.autograd.grad(module.discriminate(x, None).sum(), body)
+    assert all(g.abs().sum() > 0 for g in supervised) and all(g.abs().sum() > 0 for g in unsupervised)
+
+
+def test_unsupervised_head_is_z_over_z_plus_one_without_overflow() -> None:
+    logits = torch.randn(64, 10, dtype=torch.float64) * 3
+    z = logits.exp().sum(dim=1)
+    stable = torch.sigmoid(SGANDiscriminator28.unsupervised_logit(logits))
+    torch.testing.assert_close(stable, z / (z + 1), rtol=1e-12, atol=0)
+
+    extreme = torch.tensor([[1000.0] * 10, [-1000.0] * 10, [100.0] + [-1000.0] * 9])
+    naive = extreme.exp().sum(dim=1) / (extreme.exp().sum(dim=1) + 1)
+    assert torch.isnan(naive[0])  # the book's form: inf / inf
+    logit = SGANDiscriminator28.unsupervised_logit(extreme)
+    log10 = torch.tensor(10.0).log().item()
+    torch.testing.assert_close(logit, torch.tensor([1000 + log10, -1000 + log10, 100.0]))
+    loss = get_loss("non_saturating")
+    for term in (loss.discriminator_real, loss.discriminator_fake, loss.generator):
+        x = extreme.clone().requires_grad_(True)
+        value = term(SGANDiscriminator28.unsupervised_logit(x))
+        (grad,) = torch.autograd.grad(value, x)
+        assert torch.isfinite(value) and torch.isfinite(grad).all()
+    # D(x) = 1 − e^(−1002.3): BCE against "real" is 0, against "fake" −log(1 − D(x)) = the logit itself.
+    assert loss.discriminator_real(logit[:1]).item() == pytest.approx(0.0, abs=1e-6)
+    assert loss.discriminator_fake(logit[:1]).item() == pytest.approx(1000 + log10)
+
+
+# ---------------------------------------------------------------------------------------------- the schedule
+class _RecordSteps(pl.Callback):
+    """Names of the optimizer steps in the order they happen (wraps every optimizer's step)."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for name, optimizer in zip(("g", "d_unsupervised", "d_supervised"), trainer.optimizers):
+            optimizer.register_step_post_hook(lambda *args, name=name: self.steps.append(name))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "per_iteration"),
+    [
+        ({}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),  # Listing 7.9
+        ({"generator_loss": "feature_matching"}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),
+        ({"adversarial": False}, ["d_supervised"]),  # the supervised baseline
+    ],
+    ids=["book", "feature_matching", "baseline"],
+)
+def test_optimizer_steps_per_iteration(mnist_root: Path, tmp_path: Path, kwargs: dict, per_iteration: list) -> None:
+    module = SGAN(latent_dim=100, **kwargs)
+    g_before = [p.clone() for p in module.generator.parameters()]
+    recorder = _RecordSteps()
+    trainer = _trainer(tmp_path, max_steps=3, limit_val_batches=0, callbacks=[recorder])
+    trainer.fit(module, datamodule=_data(mnist_root))
+    assert trainer.global_step == 3  # one GAN step per iteration, whatever the number of optimizer steps
+    assert recorder.steps == per_iteration * 3
+    g_changed = any(not torch.equal(a, b) for a, b in zip(g_before, module.generator.parameters()))
+    assert g_changed is (kwargs.get("adversarial", True))
+
+
+def test_fakes_for_d_come_from_g_in_eval_mode(mnist_root: Path, tmp_path: Path) -> None:
+    """Keras ``generator.predict`` in the D step (BatchNorm running statistics), training mode in the G step."""
+    module = SGAN(latent_dim=100)
+    modes: list[bool] = []
+    module.generator.register_forward_pre_hook(lambda net, args: modes.append(net.training))
+    _trainer(tmp_path, max_steps=2, limit_val_batches=0).fit(module, datamodule=_data(mnist_root))
+    assert modes == [False, True] * 2
+    assert module.generator.training
+
+
+def test_feature_matching_generator_loss(mnist_root: Path) -> None:
+    module = SGAN(latent_dim=100, generator_loss="feature_matching")
+    data = _data(mnist_root)
+    data.setup("fit")
+    batch = next(iter(data.train_dataloader()["unlabelled"]))
+    batch = {"labelled": [batch[0], torch.zeros(len(batch[0]), dtype=torch.long)], "unlabelled": batch}
+    torch.manual_seed(0)
+    loss = module.generator_step(batch)["loss"]
+    torch.manual_seed(0)
+    fake = module.generator(module.sample_noise(len(batch["unlabelled"][0])))
+    features = module.discriminator.features
+    expected = feature_matching_loss(features(batch["unlabelled"][0]), features(fake))
+    torch.testing.assert_close(loss, expected)
+    grads = torch.autograd.grad(loss, list(module.generator.parameters()))
+    assert all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
+def test_plain_mnist_batches_are_refused(mnist_root: Path, tmp_path: Path) -> None:
+    from datamodules.mnist import MNISTDataModule
+
+    with pytest.raises(ConfigError, match="SemiSupervisedMNISTDataModule"):
+        _trainer(tmp_path, max_steps=1).fit(SGAN(), datamodule=MNISTDataModule(data_dir=str(mnist_root), batch_size=8))
+    with pytest.raises(ValueError, match="alternating"):
+        SGAN(update="simultaneous")
+
+
+# ---------------------------------------------------------------------------------------------- data
+def test_first_100_split_and_batches(mnist_root: Path) -> None:
+    data = _data(mnist_root, num_labelled=100)
+    data.setup("fit")
+    labelled, unlabelled = data.labelled_indices, data.unlabelled_indices
+    assert len(labelled) == 100 and torch.equal(labelled, torch.arange(100))  # the book's first 100
+    assert len(unlabelled) == 256 - 100
+    assert not set(labelled.tolist()) & set(unlabelled.tolist())
+    assert sorted(labelled.tolist() + unlabelled.tolist()) == list(range(256))
+
+    loaders = data.train_dataloader()
+    assert len(loaders["labelled"]) == len(loaders["unlabelled"]) == 3  # batches_per_epoch
+    images, labels = next(iter(loaders["labelled"]))
+    (unlabelled_images,) = next(iter(loaders["unlabelled"]))  # no labels in the unlabelled part
+    assert images.shape == unlabelled_images.shape == (4, 1, 28, 28) and labels.dtype == torch.int64
+    train_images = data.real_images("train")[0]
+    flat = train_images.flatten(1)
+    for image in unlabelled_images:  # every unlabelled image is one of the unlabelled pool, none labelled
+        match = (flat == image.flatten()).all(dim=1).nonzero().flatten().tolist()
+        assert match and set(match) <= set(unlabelled.tolist())
+
+
+def test_balanced_split_is_seeded_and_class_balanced() -> None:
+    labels = torch.randint(0, 10, (2000,), generator=torch.Generator().manual_seed(1))
+    labelled, unlabelled = semi_supervised_split(labels, 100, "balanced", seed=3)
+    assert len(labelled) == 100 and len(unlabelled) == 1900
+    assert not set(labelled.tolist()) & set(unlabelled.tolist())
+    assert torch.bincount(labels[labelled], minlength=10).tolist() == [10] * 10
+    assert torch.equal(labelled, semi_supervised_split(labels, 100, "balanced", seed=3)[0])
+    assert not torch.equal(labelled, semi_supervised_split(labels, 100, "balanced", seed=4)[0])
+    with pytest.raises(ValueError, match="divisible by 10"):
+        semi_supervised_split(labels, 105, "balanced")
+    with pytest.raises(ValueError, match="num_labelled must be in"):
+        semi_supervised_split(labels, 2000)
+    with pytest.raises(ValueError, match="'first' or 'balanced'"):
+        SemiSupervisedMNISTDataModule(selection="random")
+
+
+# ---------------------------------------------------------------------------------------------- test accuracy
+def test_test_accuracy_is_logged_over_the_whole_test_split(mnist_root: Path, tmp_path: Path) -> None:
+    module = SGAN(latent_dim=100)
+    data = _data(mnist_root, batch_size=16)
+    trainer = _trainer(tmp_path, max_steps=3)  # batches_per_epoch 3: one validation, at the end
+    trainer.fit(module, datamodule=data)
+    logged = float(trainer.callback_metrics["test_accuracy"])
+    images, labels = data.real_images("test")  # 64 images: val batches of 16
+    module.eval()
+    with torch.no_grad():
+        expected = (module.classify(images).argmax(dim=1) == labels).float().mean().item()
+    assert logged == pytest.approx(expected, abs=1e-6)
+    assert "train_accuracy" in trainer.callback_metrics and "d_supervised" in trainer.callback_metrics
