@@ -67,6 +67,30 @@ LOSS_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
+# The configuration that reaches the VEEGAN/PacGAN level on grid25 here (README "Toy benchmark"; the same settings
+# as experiments/toy_grid25_recommended.yaml): non-saturating loss, R1 γ = 0.1 (Mescheder et al. 2018), sampling
+# from an EMA of G (decay 0.999; Yazıcı et al. 2019), ReLU MLPs 3×256, Adam 1e-3 β (0.5, 0.999), batch 256.
+RECOMMENDED: dict[str, Any] = {
+    "label": "recommended",
+    "loss": "non_saturating",
+    "steps": 10_000,
+    "description": "non_saturating + R1 γ 0.1 + EMA 0.999, ReLU MLP 3×256, Adam 1e-3 β1 0.5, batch 256, z 16",
+    "cfg": {
+        "hidden": [256, 256, 256],
+        "hidden_d": [],
+        "latent_dim": 16,
+        "lr": 1e-3,
+        "betas": (0.5, 0.999),
+        "batch_size": 256,
+        "n_critic": 0,
+        "ema_decay": 0.999,
+        "module_kw": {"r1_gamma": 0.1},
+        "gen_kw": {"negative_slope": 0.0},
+        "disc_kw": {"negative_slope": 0.0},
+    },
+}
+
+
 def accepted_kwargs() -> dict[str, inspect.Parameter]:
     """Keyword arguments GANModule accepts today."""
     return dict(inspect.signature(GANModule.__init__).parameters)
@@ -116,7 +140,9 @@ def build(loss: str, dataset: str, cfg: dict[str, Any]) -> tuple[GAN, ToyDataMod
         return torch.optim.Adam(params, lr=lr, betas=betas)
 
     latent = cfg["latent_dim"]
-    generator = MLPGenerator(latent_dim=latent, hidden=cfg["hidden"], out_shape=[2], output="linear", init="torch")
+    generator = MLPGenerator(
+        latent_dim=latent, hidden=cfg["hidden"], out_shape=[2], output="linear", init="torch", **cfg.get("gen_kw", {})
+    )
     pack = int(module_kwargs.get("pack", 1))  # PacGAN: D sees `pack` points concatenated
     discriminator = MLPDiscriminator(
         in_shape=[2 * pack], hidden=cfg["hidden_d"] or cfg["hidden"], init="torch", **cfg.get("disc_kw", {})
@@ -135,7 +161,7 @@ def build(loss: str, dataset: str, cfg: dict[str, Any]) -> tuple[GAN, ToyDataMod
     return model, data
 
 
-def run_one(loss: str, dataset: str, seed: int, steps: int, cfg: dict[str, Any]) -> dict[str, Any]:
+def run_one(label: str, loss: str, dataset: str, seed: int, steps: int, cfg: dict[str, Any]) -> dict[str, Any]:
     """Train one toy GAN for ``steps`` GAN steps and score it; returns the metrics and the wall time."""
     torch.set_num_threads(1)
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -158,7 +184,8 @@ def run_one(loss: str, dataset: str, seed: int, steps: int, cfg: dict[str, Any])
     trainer.fit(model, datamodule=data)
     torch.manual_seed(10_000 + seed)
     metrics = toy_metrics(model.sample(EVAL_SAMPLES), dataset)
-    return {**metrics, "loss": loss, "dataset": dataset, "seed": seed, "seconds": time.perf_counter() - start}
+    seconds = time.perf_counter() - start
+    return {**metrics, "label": label, "dataset": dataset, "seed": seed, "steps": steps, "seconds": seconds}
 
 
 def _mean_std(values: list[float], fmt: str) -> str:
@@ -166,20 +193,23 @@ def _mean_std(values: list[float], fmt: str) -> str:
     return f"{statistics.fmean(values):{fmt}} ± {std:{fmt}}"
 
 
-def table(results: list[dict[str, Any]], losses: list[str], datasets: list[str]) -> str:
+def table(results: list[dict[str, Any]], labels: list[str], datasets: list[str]) -> str:
     lines = [
-        "| loss | dataset | modes covered | high-quality % | wall time / run |",
-        "|---|---|---|---|---|",
+        "| configuration | dataset | steps | modes covered | high-quality % | wall time / run |",
+        "|---|---|---|---|---|---|",
     ]
-    for loss in losses:
+    for label in labels:
         for dataset in datasets:
-            rows = [r for r in results if r["loss"] == loss and r["dataset"] == dataset]
+            rows = [r for r in results if r["label"] == label and r["dataset"] == dataset]
             if not rows:
                 continue
             modes = _mean_std([r["modes_covered"] for r in rows], ".1f")
             quality = _mean_std([r["high_quality_pct"] for r in rows], ".1f")
             seconds = statistics.fmean(r["seconds"] for r in rows)
-            lines.append(f"| {loss} | {dataset} | {modes} / {rows[0]['num_modes']} | {quality} | {seconds:.1f} s |")
+            lines.append(
+                f"| {label} | {dataset} | {rows[0]['steps']} | {modes} / {rows[0]['num_modes']} | {quality} "
+                f"| {seconds:.1f} s |"
+            )
     return "\n".join(lines)
 
 
@@ -215,11 +245,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"])
     p.add_argument("--n-critic", type=int, default=0, help="override n_critic for every loss (0: per-loss)")
     p.add_argument("--ema-decay", type=float, default=None, help="sample from an EMA of G (e.g. 0.999)")
+    p.add_argument(
+        "--recommended-steps",
+        type=int,
+        default=RECOMMENDED["steps"],
+        help=f"steps of the '{RECOMMENDED['label']}' row (0: skip it)",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="GANModule kwarg, e.g. pack=4")
+    p.add_argument("--gen", action="append", default=[], metavar="KEY=VALUE", help="MLPGenerator kwarg")
     p.add_argument("--disc", action="append", default=[], metavar="KEY=VALUE", help="MLPDiscriminator kwarg")
     args = p.parse_args(argv)
     try:
-        args.module_kw, args.disc_kw = _key_values(args.set), _key_values(args.disc)
+        args.module_kw, args.gen_kw, args.disc_kw = _key_values(args.set), _key_values(args.gen), _key_values(args.disc)
     except ValueError as err:
         p.error(str(err))
     args.losses, args.datasets = _csv(args.losses), _csv(args.datasets)
@@ -244,11 +281,25 @@ def main(argv: list[str] | None = None) -> None:
         "n_critic": args.n_critic,
         "ema_decay": args.ema_decay,
         "module_kw": args.module_kw,
+        "gen_kw": args.gen_kw,
         "disc_kw": args.disc_kw,
     }
     jobs = [
-        (loss, ds, seed, args.steps, cfg) for loss in args.losses for ds in args.datasets for seed in range(args.seeds)
+        (loss, loss, ds, seed, args.steps, cfg)
+        for loss in args.losses
+        for ds in args.datasets
+        for seed in range(args.seeds)
     ]
+    labels = list(args.losses)
+    if args.recommended_steps:
+        rec_cfg = {**cfg, **RECOMMENDED["cfg"], "lr_override": True}
+        label = RECOMMENDED["label"]
+        labels.append(label)
+        jobs += [
+            (label, RECOMMENDED["loss"], ds, seed, args.recommended_steps, rec_cfg)
+            for ds in args.datasets
+            for seed in range(args.seeds)
+        ]
     for loss in args.losses:
         module, optim, notes = loss_settings(loss)
         for note in notes:
@@ -260,36 +311,32 @@ def main(argv: list[str] | None = None) -> None:
         f"{' / D ' + str(cfg['hidden_d']) if cfg['hidden_d'] else ''}, z {cfg['latent_dim']}, "
         f"Adam lr {cfg['lr']:g} β1 {cfg['betas'][0]:g}"
         f"{', EMA ' + str(cfg['ema_decay']) if cfg['ema_decay'] else ''}"
-        f"{''.join(f', {k}={v}' for k, v in {**cfg['module_kw'], **cfg['disc_kw']}.items())}, "
+        f"{''.join(f', {k}={v}' for k, v in cfg['module_kw'].items())}"
+        f"{''.join(f', G {k}={v}' for k, v in cfg['gen_kw'].items())}"
+        f"{''.join(f', D {k}={v}' for k, v in cfg['disc_kw'].items())}, "
         f"{EVAL_SAMPLES} eval samples, "
         f"{args.workers} worker(s) × 1 thread",
         flush=True,
     )
+    if args.recommended_steps:
+        print(f"# {RECOMMENDED['label']}: {RECOMMENDED['description']}, {args.recommended_steps} steps/run", flush=True)
     start = time.perf_counter()
     results: list[dict[str, Any]] = []
-    if args.workers == 1:
-        for job in jobs:
-            results.append(run_one(*job))
-            r = results[-1]
+    pool = ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) if args.workers > 1 else None
+    try:
+        outcomes = pool.map(run_one, *zip(*jobs)) if pool else (run_one(*job) for job in jobs)
+        for r in outcomes:
+            results.append(r)
             print(
-                f"  {r['loss']:>16} {r['dataset']:>6} seed {r['seed']}: {r['modes_covered']}/{r['num_modes']} modes, "
+                f"  {r['label']:>16} {r['dataset']:>6} seed {r['seed']}: {r['modes_covered']}/{r['num_modes']} modes, "
                 f"{r['high_quality_pct']:.1f}% HQ, {r['seconds']:.1f} s",
                 flush=True,
             )
-    else:
-        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-            futures = [pool.submit(run_one, *job) for job in jobs]
-            for future in futures:
-                r = future.result()
-                results.append(r)
-                print(
-                    f"  {r['loss']:>16} {r['dataset']:>6} seed {r['seed']}: "
-                    f"{r['modes_covered']}/{r['num_modes']} modes, {r['high_quality_pct']:.1f}% HQ, "
-                    f"{r['seconds']:.1f} s",
-                    flush=True,
-                )
+    finally:
+        if pool:
+            pool.shutdown()
     print()
-    print(table(results, args.losses, args.datasets))
+    print(table(results, labels, args.datasets))
     print(f"\ntotal wall time {time.perf_counter() - start:.0f} s for {len(jobs)} runs")
 
 
