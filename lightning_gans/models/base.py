@@ -43,6 +43,9 @@ A subclass supplies networks and, at most, a few small hooks; the base runs the 
 * **Resume.** The global torch RNG state is stored in checkpoints and restored on resume, so a resumed run
   draws the same noise and the same data order as an uninterrupted one.
 
+Optimizer stepping, the step counter, the NaN guard, the EMA update and the RNG handling are in
+``lightning_gans.models.mechanics`` (a mixin), so models that write their own ``training_step`` reuse them.
+
 DDP: manual optimisation with toggled optimizers leaves the other network's parameters unused in each
 backward; ``find_unused_parameters=True`` is required. The CLI upgrades ``strategy=ddp`` accordingly
 (see ``lightning_gans.cli``). The simultaneous update takes gradients with ``torch.autograd.grad`` and
