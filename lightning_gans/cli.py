@@ -253,6 +253,7 @@ SUBCOMMANDS = {
     "eval": _lazy("lightning_gans.evaluation", "eval_command"),
     "compare": _lazy("lightning_gans.compare", "compare_command"),
     "train-extractor": _lazy("lightning_gans.metrics.lenet", "train_extractor_command"),
+    "prepare": _lazy("lightning_gans.prepare", "prepare_command"),
 }
 
 
@@ -272,6 +273,7 @@ project commands:
   eval             FID / IS / KID of a checkpoint, printed and appended to the run's metrics.jsonl
   compare          leaderboard of run directories by FID, one table per evaluation protocol
   train-extractor  train the offline feature extractor for digits (lenet-mnist)
+  prepare          make a training image folder (anime-faces SRC DST: crop faces with animeface)
 """
 
 

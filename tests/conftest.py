@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from data_factories import write_mnist_idx
+from data_factories import write_celeba, write_image_folder, write_mnist_idx
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,3 +26,14 @@ def _wandb_offline(tmp_path_factory: pytest.TempPathFactory):
 def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data root holding ``MNIST/raw/`` with 256 train / 64 test images in the real IDX format."""
     return write_mnist_idx(tmp_path_factory.mktemp("mnist_data"))
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data root with every factory dataset the experiment YAMLs read: ``MNIST/raw/`` (as ``mnist_root``),
+    CelebA in torchvision's layout (``celeba/``: 12 train / 4 valid / 4 test JPGs + partition) and an image
+    folder ``anime-faces/`` (12 mixed-format pictures)."""
+    root = write_mnist_idx(tmp_path_factory.mktemp("data"))
+    write_celeba(root, "torchvision")
+    write_image_folder(root / "anime-faces")
+    return root

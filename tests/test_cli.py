@@ -31,10 +31,11 @@ CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1"]
 
 
 @pytest.fixture()
-def runs(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Environment of one CLI test: factory MNIST, a fresh runs dir, W&B off, cwd in tmp. Returns the runs dir."""
+def runs(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environment of one CLI test: factory datasets (MNIST, CelebA, an image folder; see conftest), a fresh runs
+    dir, W&B off, cwd in tmp. Returns the runs dir."""
     runs = tmp_path / "runs"
-    monkeypatch.setenv("LIGHTNING_GANS_DATA", str(mnist_root))
+    monkeypatch.setenv("LIGHTNING_GANS_DATA", str(data_root))
     monkeypatch.setenv("LIGHTNING_GANS_RUNS", str(runs))
     monkeypatch.setenv("WANDB_MODE", "disabled")
     monkeypatch.delenv(RUN_DIR_ENV, raising=False)  # main() sets it; monkeypatch restores it afterwards

@@ -1,0 +1,107 @@
+"""``lightning-gans prepare``: turn downloaded pictures into a training folder.
+
+    lightning-gans prepare anime-faces SRC DST [--size 64]
+
+``anime-faces`` is the crop step of *GAN Projects* ch. 4 (reference: gan-projects-and-dcgan.md §5): for every
+picture under SRC (recursive), detect faces with ``animeface.detect`` (``pip install animeface``), crop the
+*first* face's box ``(x, y, x + width, y + height)``, resize to 64×64 with Lanczos (the seed's
+``Image.ANTIALIAS``) and save a PNG in DST. Pictures without a face are skipped, unreadable ones are counted and
+named. The seed wrote every face to one fixed file name; here each output is named
+``<running number>_<source stem>.png`` (unique, in sorted source order). Train on DST with
+``experiments/dcgan_anime.yaml`` (``--data.folder=DST``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from datamodules._images import DECODE_ERRORS, describe_files
+from datamodules.image_folder import find_images
+
+Detector = Callable[[Image.Image], list[Any]]
+ANIMEFACE_MISSING = (
+    "the anime-faces crop step needs the animeface package (a face detector): pip install animeface "
+    "(into this environment: .venv/bin/pip install animeface). It is not a dependency of lightning-gans."
+)
+
+
+class MissingPackageError(RuntimeError):
+    """An optional package a command needs is not installed; the message says how to install it."""
+
+
+def load_animeface_detector() -> Detector:
+    """``animeface.detect`` (faces sorted by the detector; each has ``.face.pos`` with x, y, width, height)."""
+    try:
+        import animeface
+    except ImportError:
+        raise MissingPackageError(ANIMEFACE_MISSING) from None
+    return animeface.detect
+
+
+def first_face_box(faces: list[Any]) -> tuple[int, int, int, int] | None:
+    """The seed's crop box of the first detected face, PIL (left, upper, right, lower); None without faces."""
+    if not faces:
+        return None
+    pos = faces[0].face.pos
+    return (int(pos.x), int(pos.y), int(pos.x + pos.width), int(pos.y + pos.height))
+
+
+def crop_anime_faces(
+    src: Path, dst: Path, size: int = 64, detector: Detector | None = None
+) -> dict[str, list[str] | int]:
+    """Crop the first face of every picture under ``src`` into ``dst`` (see the module docstring).
+
+    Returns ``{"saved": n, "no_face": [names], "unreadable": [names]}``.
+    """
+    detect = detector or load_animeface_detector()
+    sources = find_images(src)
+    if not sources:
+        raise FileNotFoundError(f"no pictures (.jpg/.jpeg/.png/.bmp/.webp) under {src}")
+    dst.mkdir(parents=True, exist_ok=True)
+    saved, no_face, unreadable = 0, [], []
+    for number, path in enumerate(sources):
+        name = str(path.relative_to(src))
+        try:
+            with Image.open(path) as opened:
+                image = opened.convert("RGB")
+        except DECODE_ERRORS:
+            unreadable.append(name)
+            continue
+        box = first_face_box(detect(image))
+        if box is None:
+            no_face.append(name)
+            continue
+        face = image.crop(box).resize((size, size), Image.Resampling.LANCZOS)
+        face.save(dst / f"{number:06d}_{path.stem}.png")
+        saved += 1
+    return {"saved": saved, "no_face": no_face, "unreadable": unreadable}
+
+
+def prepare_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="lightning-gans prepare", description="Prepare a training image folder.")
+    tasks = parser.add_subparsers(dest="task", required=True)
+    anime = tasks.add_parser(
+        "anime-faces",
+        help="crop the first anime face of every picture to 64×64 PNGs (GAN Projects ch. 4; needs animeface)",
+    )
+    anime.add_argument("src", type=Path, help="folder of downloaded pictures (searched recursively)")
+    anime.add_argument("dst", type=Path, help="output folder of face crops (created)")
+    anime.add_argument("--size", type=int, default=64, help="output side in pixels (default 64, the seed's)")
+    args = parser.parse_args(argv)
+    if not args.src.is_dir():
+        parser.error(f"SRC {args.src} is not a folder")
+    try:
+        report = crop_anime_faces(args.src, args.dst, size=args.size)
+    except (MissingPackageError, FileNotFoundError) as err:
+        print(f"lightning-gans prepare: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    print(f"wrote {report['saved']} face crops ({args.size}×{args.size} PNG) to {args.dst}")
+    for key, what in (("no_face", "no face detected"), ("unreadable", "unreadable")):
+        if report[key]:
+            print(f"skipped {describe_files(report[key])}: {what}")
