@@ -125,18 +125,20 @@ def test_fakes_for_d_come_from_g_in_eval_mode(mnist_root: Path, tmp_path: Path) 
 
 
 def test_feature_matching_generator_loss(mnist_root: Path) -> None:
+    """‖E f(x) − E f(G(z))‖² on D's body features, real and fake through one BatchNorm batch."""
     module = SGAN(latent_dim=100, generator_loss="feature_matching")
     data = _data(mnist_root)
     data.setup("fit")
-    batch = next(iter(data.train_dataloader()["unlabelled"]))
-    batch = {"labelled": [batch[0], torch.zeros(len(batch[0]), dtype=torch.long)], "unlabelled": batch}
+    (real,) = next(iter(data.train_dataloader()["unlabelled"]))
+    batch = {"labelled": [real, torch.zeros(len(real), dtype=torch.long)], "unlabelled": [real]}
     torch.manual_seed(0)
     loss = module.generator_step(batch)["loss"]
     torch.manual_seed(0)
-    fake = module.generator(module.sample_noise(len(batch["unlabelled"][0])))
-    features = module.discriminator.features
-    expected = feature_matching_loss(features(batch["unlabelled"][0]), features(fake))
-    torch.testing.assert_close(loss, expected)
+    fake = module.generator(module.sample_noise(len(real)))
+    joint = module.discriminator.features(torch.cat([real, fake]))
+    torch.testing.assert_close(loss, feature_matching_loss(joint[: len(real)], joint[len(real) :]))
+    features = module.discriminator.features  # separate batches: each normalised by its own BN statistics
+    assert not torch.allclose(loss, feature_matching_loss(features(real), features(fake)))
     grads = torch.autograd.grad(loss, list(module.generator.parameters()))
     assert all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
 

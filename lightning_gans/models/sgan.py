@@ -124,10 +124,11 @@ class SGAN(GANModule):
         if self.hparams.generator_loss != "feature_matching":
             return super().generator_step(batch)
         real = self.real_samples(batch)
-        with torch.no_grad():  # the real mean is a fixed target
-            real_features = self.discriminator.features(real)
-        fake_features = self.discriminator.features(self.generate(batch))
-        return {"loss": feature_matching_loss(real_features, fake_features)}
+        # One D forward over real and fake together, so BatchNorm normalises both with the same statistics. With
+        # a fake-only batch, BN would normalise away each channel's mean and scale of the fakes, and feature
+        # matching would have little left to match. The real mean is a constant target (detached in the loss).
+        features = self.discriminator.features(torch.cat([real, self.generate(batch)]))
+        return {"loss": feature_matching_loss(features[: len(real)], features[len(real) :])}
 
     # ------------------------------------------------------------------ optimisers and the loop
     def configure_optimizers(self) -> Any:
