@@ -12,3 +12,6 @@ __all__ += ["ToyMetricsCallback"]
 from lightning_gans.callbacks.image_quality import ImageQualityCallback  # noqa: E402
 
 __all__ += ["ImageQualityCallback"]
+from lightning_gans.callbacks.progressive import ProgressiveGrowing  # noqa: E402
+
+__all__ += ["ProgressiveGrowing"]

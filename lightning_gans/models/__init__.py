@@ -7,3 +7,6 @@ from lightning_gans.models.gan import GAN
 from lightning_gans.models.sgan import SGAN
 
 __all__ = ["CGAN", "DCGAN", "GAN", "GANModule", "NonFiniteLossError", "SGAN"]
+from lightning_gans.models.progan import ProGAN  # noqa: E402
+
+__all__ += ["ProGAN"]

@@ -5,3 +5,6 @@ from lightning_gans.networks.minibatch import MinibatchDiscrimination
 from lightning_gans.networks.mlp import MLPDiscriminator, MLPGenerator
 
 __all__ = ["DCGANDiscriminator28", "DCGANGenerator28", "MLPDiscriminator", "MLPGenerator", "MinibatchDiscrimination"]
+from lightning_gans.networks.progan import ProGANDiscriminator, ProGANGenerator  # noqa: E402
+
+__all__ += ["ProGANDiscriminator", "ProGANGenerator"]
