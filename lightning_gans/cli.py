@@ -254,6 +254,7 @@ SUBCOMMANDS = {
     "compare": _lazy("lightning_gans.compare", "compare_command"),
     "train-extractor": _lazy("lightning_gans.metrics.lenet", "train_extractor_command"),
     "prepare": _lazy("lightning_gans.prepare", "prepare_command"),
+    "interpolate": _lazy("lightning_gans.interpolation", "interpolate_command"),
 }
 
 
@@ -273,6 +274,7 @@ project commands:
   eval             FID / IS / KID of a checkpoint, printed and appended to the run's metrics.jsonl
   compare          leaderboard of run directories by FID, one table per evaluation protocol
   train-extractor  train the offline feature extractor for digits (lenet-mnist)
+  interpolate      latent interpolation strips (PNG) and a GIF from a checkpoint
   prepare          make a training image folder (anime-faces SRC DST: crop faces with animeface)
 """
 
