@@ -127,7 +127,7 @@ def test_discriminator_fade_in_alpha_zero_is_old_network_on_downsampled_input() 
 
 def test_model_pads_pools_and_blends_reals_and_samples_in_dataset_format() -> None:
     g, d = _nets(resolution=32)
-    model = ProGAN(g, d, image_size=28, latent_dim=8)
+    model = ProGAN(g, d, real_image_size=28, latent_dim=8)
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     model.set_growth(3, 1.0)
     full = model.real_samples((x,))
@@ -139,7 +139,7 @@ def test_model_pads_pools_and_blends_reals_and_samples_in_dataset_format() -> No
     assert model.sample(3, native=True).shape == (3, 1, 16, 16)
     samples = model.sample(3)
     assert samples.shape == (3, 1, 28, 28) and samples.abs().max() <= 1
-    with pytest.raises(ValueError, match="image_size"):
+    with pytest.raises(ValueError, match="real_image_size"):
         model.real_samples((torch.zeros(2, 1, 32, 32),))
 
 

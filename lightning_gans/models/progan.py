@@ -12,7 +12,7 @@ They are buffers rather than hyperparameters so that ``hparams`` stays the run's
 ``ProgressiveGrowing`` callback (``callbacks/progressive.py``) sets level and α from ``images_shown``.
 
 Reals (§3, Fig. 2 caption): the datamodule serves full-size images; the model pads them to ``resolution`` when
-``image_size`` is smaller (MNIST 28 → 32, background −1 on every side), average-pools them to the current
+``real_image_size`` is smaller (MNIST 28 → 32, background −1 on every side), average-pools them to the current
 resolution and, during a fade-in, blends the current and the previous resolution (upsampled) with the same α as
 the networks — exact, and independent of the datamodule.
 
@@ -20,7 +20,7 @@ Loss (§A.1): WGAN-GP (λ = 10) with n_critic = 1 plus the drift term ε_drift·
 Adam lr 1e-3, β = (0, 0.99), ε = 1e-8 for both networks. These are the defaults here.
 
 ``sample(n)`` draws images at the current resolution; by default they are shown in the dataset's format —
-nearest-upsampled to ``resolution`` and cropped back to ``image_size`` — so grids, the training GIF and FID keep
+nearest-upsampled to ``resolution`` and cropped back to ``real_image_size`` — so grids, the training GIF and FID keep
 one size during growth (``native=True`` returns the current-resolution tensor). Outputs are clamped to [−1, 1]
 (the paper's generator output is linear).
 """
@@ -50,7 +50,7 @@ class ProGAN(GANModule):
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        image_size: int | None = None,
+        real_image_size: int | None = None,
         latent_dim: int = 512,
         loss: str = "wasserstein",
         gradient_penalty: float | None = 10.0,
@@ -71,10 +71,11 @@ class ProGAN(GANModule):
                 f"{level_resolution(discriminator.max_level)}px: give both the same resolution"
             )
         resolution = level_resolution(generator.max_level)
-        if image_size is not None and not (0 < image_size <= resolution and (resolution - image_size) % 2 == 0):
+        size = real_image_size
+        if size is not None and not (0 < size <= resolution and (resolution - size) % 2 == 0):
             raise ValueError(
-                f"image_size={image_size} must be <= resolution={resolution} with an even difference (padded "
-                f"equally on both sides), e.g. 28 for MNIST in a 32px network; or None for images of {resolution}px"
+                f"real_image_size={size} must be <= resolution={resolution} with an even difference (padded equally "
+                f"on both sides), e.g. 28 for MNIST in a 32px network; or None for images of {resolution}px"
             )
         super().__init__(
             generator=generator,
@@ -89,7 +90,7 @@ class ProGAN(GANModule):
         )
         self.max_level = generator.max_level
         self.resolution = resolution
-        self.image_size = image_size or resolution
+        self.real_image_size = real_image_size or resolution
         self.register_buffer("resolution_level", torch.tensor(0, dtype=torch.long))
         self.register_buffer("fade_in_alpha", torch.tensor(1.0, dtype=torch.float64))
         self.register_buffer("images_shown", torch.tensor(0, dtype=torch.long))
@@ -116,13 +117,13 @@ class ProGAN(GANModule):
 
     # ------------------------------------------------------------------ hooks
     def pad_reals(self, x: torch.Tensor) -> torch.Tensor:
-        """Full-resolution reals: ``image_size`` images padded with background (−1) to ``resolution``."""
-        if x.dim() != 4 or x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+        """Full-resolution reals: ``real_image_size`` images padded with background (−1) to ``resolution``."""
+        if x.dim() != 4 or x.shape[-1] != self.real_image_size or x.shape[-2] != self.real_image_size:
             raise ValueError(
-                f"ProGAN expects N×C×{self.image_size}×{self.image_size} real images (model.image_size), got "
-                f"{tuple(x.shape)}: set model.image_size to the dataset's image size"
+                f"ProGAN expects N×C×{self.real_image_size}×{self.real_image_size} real images, got {tuple(x.shape)}: "
+                "set model.real_image_size to the dataset's image size"
             )
-        pad = (self.resolution - self.image_size) // 2
+        pad = (self.resolution - self.real_image_size) // 2
         return F.pad(x, (pad, pad, pad, pad), value=-1.0) if pad else x
 
     def real_samples(self, batch: Batch) -> torch.Tensor:
@@ -147,12 +148,12 @@ class ProGAN(GANModule):
         return super().real_samples(batch).shape[0]
 
     def to_dataset_format(self, images: torch.Tensor) -> torch.Tensor:
-        """Current-resolution images → ``image_size`` px: nearest upsampling to ``resolution``, centre crop."""
+        """Current-resolution images → ``real_image_size`` px: nearest upsampling to ``resolution``, centre crop."""
         factor = self.resolution // images.shape[-1]
         if factor > 1:
             images = F.interpolate(images, scale_factor=factor, mode="nearest")
-        crop = (self.resolution - self.image_size) // 2
-        return images[..., crop : crop + self.image_size, crop : crop + self.image_size] if crop else images
+        crop = (self.resolution - self.real_image_size) // 2
+        return images[..., crop : crop + self.real_image_size, crop : crop + self.real_image_size] if crop else images
 
     @torch.no_grad()
     def sample(self, n: int, noise: torch.Tensor | None = None, native: bool = False, **condition: Any) -> torch.Tensor:
