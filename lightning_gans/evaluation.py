@@ -89,6 +89,7 @@ def evaluate_checkpoint(
     progress: bool = True,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
+    coverage_threshold: float = 0.05,
 ) -> tuple[dict[str, float], dict[str, Any], QualityResult]:
     """Evaluate a checkpoint in this process: (values by logged name, protocol, raw result)."""
     from lightning_gans.sampling import load_module
@@ -121,6 +122,7 @@ def evaluate_checkpoint(
         seed=seed,
         kid_subsets=kid_subsets,
         kid_subset_size=kid_subset_size,
+        coverage_threshold=coverage_threshold,
     )
     names = metric_names(metrics, net.name, n)
     return {names[k]: v for k, v in result.values.items()}, protocol, result
@@ -142,6 +144,9 @@ def eval_command(argv: list[str]) -> None:
     parser.add_argument("--seed", type=int, default=0, help="latent seed (the callback's default is 0 too)")
     parser.add_argument("--kid_subsets", type=int, default=100, help="KID subsets (default 100)")
     parser.add_argument("--kid_subset_size", type=int, default=1000, help="KID subset size (default 1000)")
+    parser.add_argument(
+        "--coverage_threshold", type=float, default=0.05, help="share of fakes a class needs to count as covered"
+    )
     parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
     parser.add_argument("--no-cache", action="store_true", help="recompute the real statistics (and re-cache them)")
     parser.add_argument("--no-ema", action="store_true", help="evaluate the raw generator even if EMA is kept")
@@ -169,6 +174,7 @@ def eval_command(argv: list[str]) -> None:
             device=args.device,
             kid_subsets=args.kid_subsets,
             kid_subset_size=args.kid_subset_size,
+            coverage_threshold=args.coverage_threshold,
         )
     except ValueError as err:  # n too large, IS without logits, unknown extractor, foreign checkpoint
         parser.error(str(err))
@@ -187,5 +193,7 @@ def eval_command(argv: list[str]) -> None:
         meta = {"protocol": protocol, "real_statistics": result.real_source, "seed": args.seed, "ckpt": args.ckpt}
         if "kid" in metrics:
             meta["kid_settings"] = {"subsets": args.kid_subsets, "subset_size": args.kid_subset_size}
+        if {"coverage", "class_kl"} & set(metrics):
+            meta["coverage_threshold"] = args.coverage_threshold
         append_metrics(shim, values, kind="eval", wall_time_s=round(result.wall_time_s, 3), **meta)
         print(f"appended to {run / 'metrics.jsonl'}")

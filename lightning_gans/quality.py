@@ -12,6 +12,11 @@ single-process value.
 Conditional accuracy (``cond_acc``, conditional models only): the fraction of the N fakes that the extractor's
 classifier assigns to the label they were generated for (e.g. ``lenet-mnist`` on CGAN digits).
 
+Class coverage (``coverage``) and ``class_kl`` (any model, extractors with a classifier head): how many of the K
+classes receive at least ``coverage_threshold`` (5 %) of the N fakes' predicted labels, and the KL divergence of
+that histogram from uniform — the mode-collapse signal FID alone hides (a generator drawing five digits well
+can still reach a moderate FID).
+
 Fakes: the latent of global sample ``i`` is a deterministic function of ``(seed, i)`` (see
 :class:`ModuleSampler`), so a 1-process and a W-process evaluation of the same weights see the same fakes.
 The whole evaluation runs inside ``torch.random.fork_rng``: it never perturbs the training RNG stream.
@@ -33,6 +38,7 @@ import torch
 from torch import Tensor
 
 from lightning_gans.metrics import (
+    ClassHistogram,
     ConditionalAccuracy,
     FrechetDistance,
     InceptionScoreSum,
@@ -42,8 +48,8 @@ from lightning_gans.metrics import (
 from lightning_gans.metrics.extractors import FeatureExtractor
 from lightning_gans.outputs import to_uint8
 
-METRICS = ("fid", "is", "kid", "cond_acc")
-NEEDS_LOGITS = ("is", "cond_acc")
+METRICS = ("fid", "is", "kid", "cond_acc", "coverage", "class_kl")
+NEEDS_LOGITS = ("is", "cond_acc", "coverage", "class_kl")
 SampleFn = Callable[..., Tensor]  # sample_fn(count, labels=None, indices=global indices) -> [-1, 1] images
 ProgressFactory = Callable[[int, str], Any]  # (total, description) -> context manager with update(k)
 NOISE_BLOCK = 1024  # latents are drawn in blocks of this many consecutive global indices, one seed per block
@@ -231,12 +237,21 @@ def _bar(total: int, desc: str, progress: bool | ProgressFactory) -> Any:
 class _Scores:
     """The requested metric objects on ``device``, fed one batch of features (and logits) at a time."""
 
-    def __init__(self, metrics: list[str], extractor: FeatureExtractor, device: torch.device, **kid: int) -> None:
-        self.num_features, self.device = extractor.num_features, device
+    def __init__(
+        self,
+        metrics: list[str],
+        extractor: FeatureExtractor,
+        device: torch.device,
+        coverage_threshold: float = 0.05,
+        **kid: int,
+    ) -> None:
+        self.num_features, self.device, self.metrics = extractor.num_features, device, metrics
         self.fid = FrechetDistance(extractor.num_features).to(device) if "fid" in metrics else None
         self.inception = InceptionScoreSum(extractor.num_classes).to(device) if "is" in metrics else None
         self.kid = KernelDistance(**kid).to(device) if "kid" in metrics else None
         self.cond_acc = ConditionalAccuracy().to(device) if "cond_acc" in metrics else None
+        wants_histogram = {"coverage", "class_kl"} & set(metrics)
+        self.classes = ClassHistogram(extractor.num_classes, coverage_threshold).to(device) if wants_histogram else None
 
     def add(
         self, features: Tensor, logits: Tensor | None, indices: Tensor, real: bool, labels: Tensor | None = None
@@ -248,6 +263,8 @@ class _Scores:
             self.inception.update(logits.to(self.device))
         if self.cond_acc is not None and not real:
             self.cond_acc.update(logits, labels if labels is not None else torch.zeros(0, dtype=torch.long))
+        if self.classes is not None and not real:
+            self.classes.update(logits)
         if self.kid is not None:
             self.kid.update(features, real, indices.to(features.device))
 
@@ -278,6 +295,8 @@ class _Scores:
             values["kid"], values["kid_std"] = float(mean), float(std)
         if self.cond_acc is not None:
             values["cond_acc"] = float(self.cond_acc.compute())
+        if self.classes is not None:
+            values.update({k: float(v) for k, v in self.classes.compute().items() if k in self.metrics})
         return values
 
     def gathered_reference(self, local_real: list[Tensor], mine: Tensor, n: int, world_size: int) -> dict:
@@ -338,6 +357,7 @@ def evaluate_image_quality(
     protocol: dict[str, Any] | None = None,
     kid_subsets: int = 100,
     kid_subset_size: int = 1000,
+    coverage_threshold: float = 0.05,
     progress: bool | ProgressFactory = False,
     seed: int = 0,
 ) -> QualityResult:
@@ -347,6 +367,7 @@ def evaluate_image_quality(
     in-memory statistics) or ``cache`` + ``protocol`` let the real pass be skipped; on a miss rank 0 saves to
     ``cache``. The extractor must already sit on ``device``. ``progress``: True for tqdm bars (pass it on one
     rank only) or a factory ``(total, description) -> bar`` (e.g. a task in Lightning's rich display).
+    ``coverage_threshold``: the share of the fakes a class needs to count as covered (``coverage``).
     Runs in a forked RNG seeded with ``seed + rank`` (only samplers drawing from the global RNG use it), so
     training's RNG stream is untouched.
     """
@@ -364,7 +385,9 @@ def evaluate_image_quality(
         start = time.perf_counter()
         needed = reference_keys(metrics)
         source, reference = _reference_source(needed, reference, cache, protocol, rank, world_size, device)
-        scores = _Scores(metrics, extractor, device, subsets=kid_subsets, subset_size=kid_subset_size)
+        scores = _Scores(
+            metrics, extractor, device, coverage_threshold, subsets=kid_subsets, subset_size=kid_subset_size
+        )
         mine = shard_indices(n, rank, world_size)
         counts = {"real": 0, "fake": 0}
         local_real: list[Tensor] = []

@@ -223,7 +223,13 @@ def test_epoch_and_step_evaluations_log_protocol_names(quality_env: Path, tmp_pa
 def _write_config(path: Path, *, epochs: int) -> Path:
     callback = {
         "class_path": "lightning_gans.callbacks.ImageQualityCallback",
-        "init_args": {"metrics": ["fid", "is", "kid"], "extractor": TINY, "num_samples": N, "batch_size": 128, **KID},
+        "init_args": {
+            "metrics": ["fid", "is", "kid", "coverage", "class_kl"],
+            "extractor": TINY,
+            "num_samples": N,
+            "batch_size": 128,
+            **KID,
+        },
     }
     config = {
         "seed_everything": 0,
@@ -247,8 +253,8 @@ def _write_config(path: Path, *, epochs: int) -> Path:
 
 def test_two_process_ddp_equals_one_process_eval(quality_env: Path, tmp_path: Path) -> None:
     """2-rank CPU DDP fit with the callback (N=1001: shards of 501 and 500) vs ``lightning-gans eval`` of the
-    final checkpoint in one process, on the same latents: FID/IS/KID agree to 1e-6, whether the real statistics
-    come from the 2-rank real pass (via the cache rank 0 wrote) or a fresh 1-process real pass."""
+    final checkpoint in one process, on the same latents: FID/IS/KID/class coverage/KL agree to 1e-6, whether the
+    real statistics come from the 2-rank real pass (via the cache rank 0 wrote) or a fresh 1-process real pass."""
     config = _write_config(tmp_path / "ddp.yaml", epochs=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)])}
     cmd = [sys.executable, "-m", "lightning_gans.cli", "fit", "--config", str(config), "--experiment", "ddp"]
@@ -264,7 +270,18 @@ def test_two_process_ddp_equals_one_process_eval(quality_env: Path, tmp_path: Pa
     saved = torch.load(ckpt, weights_only=False)
     assert all(k.startswith(("generator.", "discriminator.", "fixed_noise")) for k in saved["state_dict"])
     assert not any("ImageQuality" in k for k in saved.get("callbacks", {}))
-    base = ["--ckpt", str(ckpt), "--metrics", "fid,is,kid", "--n", str(N), "--extractor", TINY, "--batch_size", "300"]
+    base = [
+        "--ckpt",
+        str(ckpt),
+        "--metrics",
+        "fid,is,kid,coverage,class_kl",
+        "--n",
+        str(N),
+        "--extractor",
+        TINY,
+        "--batch_size",
+        "300",
+    ]
     base += ["--kid_subsets", "5", "--kid_subset_size", "200"]
     eval_command(base)
     eval_command([*base, "--no-cache"])
@@ -272,6 +289,7 @@ def test_two_process_ddp_equals_one_process_eval(quality_env: Path, tmp_path: Pa
     assert [r["real_statistics"] for r in evals] == ["cache", "computed"]
     assert ddp[-1]["kid_settings"] == evals[0]["kid_settings"] == {"subsets": 5, "subset_size": 200}
     names = ["fid/tiny-test/1001", "is/tiny-test/1001", "kid/tiny-test/1001", "kid_std/tiny-test/1001"]
+    names += ["coverage/tiny-test/1001", "class_kl/tiny-test/1001"]
     for row in evals:
         assert (row["step"], row["protocol"]) == (ddp[-1]["step"], ddp[-1]["protocol"])  # same weights, same protocol
         for name in names:

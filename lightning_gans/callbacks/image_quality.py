@@ -4,7 +4,9 @@ Every rank takes part in an evaluation: rank r of W scores the real images at gl
 exactly its share of N fakes; the metric states reduce exactly, so a 2-process run logs the 1-process number.
 Metrics are logged with their protocol in the name (``fid/lenet-mnist/10k``, ``is/…``, ``kid/…``,
 ``kid_std/…``, and for conditional models ``cond_acc/…``: how often the extractor's classifier recognises the
-requested label), appended to ``metrics.jsonl`` (``kind="image_quality"`` with the full protocol and the wall
+requested label; for models scored by a classifier extractor ``coverage/…`` and ``class_kl/…``: how many classes
+get ≥ ``coverage_threshold`` of the fakes, and the KL of their class histogram from uniform), appended to
+``metrics.jsonl`` (``kind="image_quality"`` with the full protocol and the wall
 time) and FID is declared a W&B "min" summary. Real statistics come from memory, the reference cache
 (``$LIGHTNING_GANS_CACHE/reference``) or one real pass, whose result rank 0 caches.
 
@@ -12,6 +14,12 @@ time) and FID is declared a W&B "min" summary. Real statistics come from memory,
       callbacks:
         - class_path: lightning_gans.callbacks.ImageQualityCallback
           init_args: {metrics: [fid, is], extractor: lenet-mnist, num_samples: 10000, every_n_epochs: 5}
+
+**Collapse detection.** With ``collapse_coverage: 8`` (needs ``coverage`` in ``metrics``) a warning is raised (and a
+``kind="collapse"`` line written to ``metrics.jsonl``) whenever class coverage has been below 8 classes for
+``collapse_patience`` consecutive evaluations; ``stop_on_collapse: true`` also ends training there, so a collapsed
+run does not burn its GPU budget. Coverage is identical on every rank, so under DDP all ranks stop together. The
+streak is saved in checkpoints and continues after a resume.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, RichProgressBar
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_gans.callbacks._timing import epoch_due, is_last_epoch
 from lightning_gans.metrics import FeatureExtractor, ReferenceCache, build_extractor, check_extractor
@@ -34,7 +42,11 @@ from lightning_gans.quality import (
     metric_names,
 )
 
-SUMMARIES = {"fid": "min", "kid": "min", "is": "max", "cond_acc": "max"}
+SUMMARIES = {"fid": "min", "kid": "min", "is": "max", "cond_acc": "max", "coverage": "max", "class_kl": "min"}
+
+
+class CollapseWarning(UserWarning):
+    """Class coverage stayed below ``collapse_coverage`` for ``collapse_patience`` evaluations."""
 
 
 def _config_error(message: str) -> Exception:
@@ -68,9 +80,20 @@ class ImageQualityCallback(Callback):
         kid_subsets: int = 100,
         kid_subset_size: int = 1000,
         seed: int = 0,
+        coverage_threshold: float = 0.05,
+        collapse_coverage: int | None = None,
+        collapse_patience: int = 3,
+        stop_on_collapse: bool = False,
     ) -> None:
         super().__init__()
         self.metrics = check_metrics(metrics)
+        if collapse_coverage is not None and "coverage" not in self.metrics:
+            raise _config_error(
+                f"ImageQualityCallback: collapse_coverage={collapse_coverage} needs the coverage metric: add coverage "
+                f"to metrics (got {self.metrics}) or set collapse_coverage: null"
+            )
+        if collapse_patience < 1 or (collapse_coverage is not None and collapse_coverage < 1):
+            raise _config_error("ImageQualityCallback: collapse_patience and collapse_coverage must be >= 1")
         if num_samples < 2 or batch_size < 1:
             raise ValueError(f"need num_samples >= 2 and batch_size >= 1, got {num_samples}, {batch_size}")
         if (every_n_epochs or 0) < 0 or (every_n_steps or 0) < 0:
@@ -86,6 +109,11 @@ class ImageQualityCallback(Callback):
         self.kid_subsets = kid_subsets
         self.kid_subset_size = kid_subset_size
         self.seed = seed
+        self.coverage_threshold = coverage_threshold
+        self.collapse_coverage = collapse_coverage
+        self.collapse_patience = collapse_patience
+        self.stop_on_collapse = stop_on_collapse
+        self.low_coverage_streak = 0  # consecutive evaluations with coverage < collapse_coverage (checkpointed)
         self.names = metric_names(self.metrics, extractor, num_samples)
         self.last_metrics: dict[str, float] = {}
         self._extractor: FeatureExtractor | None = None  # a callback attribute: never in the model's checkpoint
@@ -181,6 +209,7 @@ class ImageQualityCallback(Callback):
             protocol=protocol,
             kid_subsets=self.kid_subsets,
             kid_subset_size=self.kid_subset_size,
+            coverage_threshold=self.coverage_threshold,
             progress=_progress(trainer),
             seed=self.seed,
         )
@@ -192,7 +221,44 @@ class ImageQualityCallback(Callback):
         meta: dict[str, Any] = {"protocol": protocol, "real_statistics": result.real_source, "seed": self.seed}
         if "kid" in self.metrics:
             meta["kid_settings"] = {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size}
+        if {"coverage", "class_kl"} & set(self.metrics):
+            meta["coverage_threshold"] = self.coverage_threshold
         append_metrics(trainer, logged, kind="image_quality", wall_time_s=round(result.wall_time_s, 3), **meta)
+        self._check_collapse(trainer, result.values, extractor)
+
+    # ------------------------------------------------------------------ collapse detection
+    def _check_collapse(self, trainer: pl.Trainer, values: dict[str, float], extractor: FeatureExtractor) -> None:
+        """Count consecutive low-coverage evaluations; warn (and optionally stop) once the streak is long enough."""
+        if self.collapse_coverage is None:
+            return
+        coverage = values["coverage"]
+        self.low_coverage_streak = self.low_coverage_streak + 1 if coverage < self.collapse_coverage else 0
+        if self.low_coverage_streak < self.collapse_patience:
+            return
+        classes = extractor.num_classes
+        message = (
+            f"mode collapse suspected at step {trainer.global_step}: the generator covers {coverage:.0f}/{classes} "
+            f"classes (< {self.collapse_coverage}) for {self.low_coverage_streak} consecutive evaluations"
+            + (": stopping (stop_on_collapse)" if self.stop_on_collapse else "")
+            + '. Try a recommended recipe (README, "Recommended recipes") or a lower learning rate / label smoothing.'
+        )
+        rank_zero_warn(message, category=CollapseWarning)
+        append_metrics(
+            trainer,
+            {self.names["coverage"]: coverage},
+            kind="collapse",
+            streak=self.low_coverage_streak,
+            stopped=self.stop_on_collapse,
+        )
+        if self.stop_on_collapse:
+            trainer.should_stop = True  # the same decision on every rank: coverage is a global value
+
+    def state_dict(self) -> dict[str, Any]:
+        """The low-coverage streak when collapse detection is on (nothing in the checkpoint otherwise)."""
+        return {"low_coverage_streak": self.low_coverage_streak} if self.collapse_coverage is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.low_coverage_streak = int(state_dict.get("low_coverage_streak", 0))
 
     def _log(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, logged: dict[str, float], epoch_end: bool

@@ -10,12 +10,13 @@ Public API (other modules import only these names):
   ``ExtractorWeightsError`` with file, URL/command and where to put it), ``available_extractors()``.
 * ``FrechetDistance`` / ``InceptionScoreSum`` / ``KernelDistance`` — ``torchmetrics.Metric`` subclasses whose
   states reduce exactly across DDP ranks (see ``scores.py``); ``ConditionalAccuracy`` — the classifier's
-  agreement with a conditional generator's requested labels (``conditional.py``).
+  agreement with a conditional generator's requested labels, ``ClassHistogram`` — class coverage and KL from
+  uniform of the fakes' predicted labels (both in ``conditional.py``).
 * ``ReferenceCache`` — real-feature statistics on disk keyed by the evaluation protocol.
 * ``cache_dir()`` — ``$LIGHTNING_GANS_CACHE`` or ``~/.cache/lightning-gans``.
 """
 
-from lightning_gans.metrics.conditional import ConditionalAccuracy
+from lightning_gans.metrics.conditional import ClassHistogram, ConditionalAccuracy
 from lightning_gans.metrics.extractors import (
     ExtractorWeightsError,
     FeatureExtractor,
@@ -29,6 +30,7 @@ from lightning_gans.metrics.reference import ReferenceCache
 from lightning_gans.metrics.scores import FrechetDistance, InceptionScoreSum, KernelDistance
 
 __all__ = [
+    "ClassHistogram",
     "ConditionalAccuracy",
     "ExtractorWeightsError",
     "FeatureExtractor",

@@ -39,3 +39,42 @@ class ConditionalAccuracy(Metric):
         if self.total < 1:
             raise RuntimeError("ConditionalAccuracy: no samples")
         return self.correct.double() / self.total
+
+
+class ClassHistogram(Metric):
+    """How the classifier's argmax labels of generated samples spread over the K classes: **class coverage** (how
+    many classes receive at least ``threshold`` of the samples; 10/10 for a generator that draws every digit,
+    ~5/10 for the collapsed DCGAN of the digits seed) and the **KL divergence of the histogram from uniform**,
+    KL(p ‖ U) = Σ_k p_k log(K p_k) (0 log 0 = 0; 0 for a perfectly balanced generator, log K when every sample
+    lands in one class). Coverage at 5 % follows the mode-coverage counts of Srivastava et al. 2017 (VEEGAN)
+    and Lin et al. 2018 (PacGAN) for stacked MNIST, with a frequency instead of a count floor so the number does
+    not depend on N. The state is an integer count per class reduced by sum: exact across DDP ranks.
+    """
+
+    higher_is_better = None  # coverage: higher; KL: lower
+    is_differentiable = False
+    full_state_update = False
+
+    def __init__(self, num_classes: int, threshold: float = 0.05, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if num_classes < 2 or not 0.0 < threshold <= 1.0 / num_classes:
+            raise ValueError(
+                f"need num_classes >= 2 and 0 < threshold <= 1/num_classes, got {num_classes}, {threshold}"
+            )
+        self.num_classes, self.threshold = num_classes, threshold
+        self.add_state("counts", torch.zeros(num_classes, dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor) -> None:
+        """Add classifier logits (N, K) of generated samples; N may be 0."""
+        if logits.dim() != 2 or logits.shape[1] != self.num_classes:
+            raise ValueError(f"expected logits (N, {self.num_classes}), got {tuple(logits.shape)}")
+        self.counts += torch.bincount(logits.argmax(dim=1).to(self.device), minlength=self.num_classes)
+
+    def compute(self) -> dict[str, Tensor]:
+        """``{"coverage": classes with share >= threshold (float64), "class_kl": KL(p ‖ uniform) in nats}``."""
+        total = self.counts.sum()
+        if total < 1:
+            raise RuntimeError("ClassHistogram: no samples")
+        p = self.counts.double() / total
+        kl = torch.where(p > 0, p * torch.log(p * self.num_classes), torch.zeros_like(p)).sum()
+        return {"coverage": (p >= self.threshold).sum().double(), "class_kl": kl}
