@@ -1,0 +1,380 @@
+"""Shared pieces of the image-to-image translation datamodules (``paired.py``, ``unpaired.py``).
+
+* :class:`DomainSource` — the files of one domain and, for pix2pix side-by-side JPGs, which half is the domain.
+* :class:`PairSampler` — one epoch of ``(index_A, index_B)`` pairs: paired (B index = A index), or A and B
+  shuffled independently, re-drawn every epoch from ``seed + epoch`` (identical on every DDP rank, so Lightning's
+  distributed sampler wrapper shards one list); ``shuffle=False`` is the fixed order ``(i mod |A|, i mod |B|)``.
+* :class:`PairDataset` — ``dataset[(i, j)]`` → ``{"A": 3×H×W, "B": 3×H×W}`` float32 in [-1, 1]; the random
+  transform is drawn once for both images (``joint``) or separately per domain.
+* :class:`DomainImages` — one domain as a dataset of C×H×W tensors with a ``paths`` list (``translate``, label checks).
+* :func:`translation_transform` — [resize to ``load_size``² → random crop ``image_size``] or resize to
+  ``image_size``², then optional horizontal flip, then [-1, 1]; all on uint8 (``torchvision.transforms.v2``).
+* :func:`download_archive` — the pix2pix / CycleGAN archive download (first reachable mirror, bounded timeouts),
+  returning a one-line reason on failure so the datamodule raises one :class:`DatasetNotFoundError`.
+
+Decode errors: an image that fails to decode during training is replaced by the next pair (warned once per
+process, counted in ``.skipped``), as ``_images.ImageFiles`` does for single images.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, MAX_CONSECUTIVE_SKIPS, read_rgb, to_signed_unit
+from datamodules._paths import DatasetNotFoundError, resolve_data_dir
+
+INTERPOLATIONS = {
+    "bicubic": v2.InterpolationMode.BICUBIC,  # the CycleGAN/pix2pix authors' PyTorch code
+    "bilinear": v2.InterpolationMode.BILINEAR,
+    "nearest": v2.InterpolationMode.NEAREST,  # the TF2 CycleGAN tutorial's random_jitter
+}
+EPOCH_LENGTHS = ("longer", "shorter")
+PROBE_TIMEOUT_S = 4.0
+DOWNLOAD_SOCKET_TIMEOUT_S = 60.0
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder`` (extensions in any case), sorted by name."""
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+class Half:
+    """Left (``"A"``) or right (``"B"``) half of a side-by-side C×H×2W image (a picklable transform)."""
+
+    def __init__(self, domain: str) -> None:
+        if domain not in ("A", "B"):
+            raise ValueError(f"domain must be 'A' (left half) or 'B' (right half), got {domain!r}")
+        self.domain = domain
+
+    def __call__(self, image: Tensor) -> Tensor:
+        half = image.shape[-1] // 2
+        return image[..., :half] if self.domain == "A" else image[..., half : 2 * half]
+
+
+@dataclass
+class DomainSource:
+    """The image files of one domain; ``half`` is ``"A"``/``"B"`` for side-by-side JPGs, None for whole images."""
+
+    files: list[Path]
+    half: str | None = None
+
+    def read(self, index: int) -> Tensor:
+        image = read_rgb(self.files[index])
+        return Half(self.half)(image) if self.half else image
+
+
+def translation_transform(
+    image_size: int, load_size: int | None = None, flip: bool = False, interpolation: str = "bicubic"
+) -> v2.Transform:
+    """uint8 C×H×W → float32 [-1, 1] ``image_size``²: resize to ``load_size``² and random-crop ``image_size``
+    (``load_size`` None: resize straight to ``image_size``², no crop), then a random horizontal flip if ``flip``.
+    Applied to several ``tv_tensors.Image`` at once it draws one crop and one flip for all of them."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    if load_size is not None and load_size < image_size:
+        raise ValueError(f"load_size ({load_size}) must be >= image_size ({image_size}) (resize, then crop)")
+    mode = INTERPOLATIONS[interpolation]
+    steps: list[v2.Transform] = [v2.Resize([load_size or image_size] * 2, interpolation=mode, antialias=True)]
+    if load_size is not None and load_size > image_size:
+        steps.append(v2.RandomCrop(image_size))
+    if flip:
+        steps.append(v2.RandomHorizontalFlip(0.5))
+    steps.append(to_signed_unit())
+    return v2.Compose(steps)
+
+
+def _plain(image: Tensor) -> Tensor:
+    return image.as_subclass(Tensor)
+
+
+class PairDataset(Dataset):
+    """``dataset[(i, j)]`` = ``{"A": transform(A[i]), "B": transform(B[j])}`` (see the module docstring).
+
+    ``joint=True`` draws the random crop/flip once for both images (paired data must stay aligned); otherwise each
+    domain gets its own draw. ``len()`` is the number of A images; the sampler decides the pairs.
+    """
+
+    def __init__(self, a: DomainSource, b: DomainSource, transform: v2.Transform, joint: bool, root: Path) -> None:
+        self.a, self.b, self.transform, self.joint, self.root = a, b, transform, joint, root
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.a.files)
+
+    def _load(self, i: int, j: int) -> dict[str, Tensor]:
+        if self.a.files[i] == self.b.files[j] and self.a.half and self.b.half:
+            both = read_rgb(self.a.files[i])  # one decode for a side-by-side pair
+            image_a, image_b = Half(self.a.half)(both), Half(self.b.half)(both)
+        else:
+            image_a, image_b = self.a.read(i), self.b.read(j)
+        if self.joint:
+            out_a, out_b = self.transform(tv_tensors.Image(image_a), tv_tensors.Image(image_b))
+        else:
+            out_a, out_b = self.transform(tv_tensors.Image(image_a)), self.transform(tv_tensors.Image(image_b))
+        return {"A": _plain(out_a), "B": _plain(out_b)}
+
+    def __getitem__(self, index: tuple[int, int]) -> dict[str, Tensor]:
+        i, j = index
+        for attempt in range(MAX_CONSECUTIVE_SKIPS):
+            ii, jj = (i + attempt) % len(self.a.files), (j + attempt) % len(self.b.files)
+            try:
+                return self._load(ii, jj)
+            except DECODE_ERRORS as err:
+                names = f"{self.a.files[ii].name} / {self.b.files[jj].name}"
+                if not self.skipped:
+                    warnings.warn(
+                        f"unreadable image in {names} ({type(err).__name__}: {err}): the next pair takes its "
+                        "place in the batch (further skips are counted in .skipped, not warned)",
+                        stacklevel=2,
+                    )
+                self.skipped.append(names)
+        raise RuntimeError(
+            f"{MAX_CONSECUTIVE_SKIPS} consecutive unreadable image pairs from {self.a.files[i].name} on in "
+            f"{self.root}: the data are damaged; re-extract or re-download them"
+        )
+
+
+class PairSampler(Sampler[tuple[int, int]]):
+    """``length`` index pairs per epoch (see the module docstring). ``paired``: B index = A index (requires
+    |A| = |B|). Shuffled: each domain's order is a fresh permutation, repeated (each time re-drawn) when the epoch is
+    longer than the domain — so an epoch over the longer domain visits every image of it once and cycles the other.
+    """
+
+    def __init__(self, n_a: int, n_b: int, length: int, paired: bool, shuffle: bool = True, seed: int = 0) -> None:
+        if paired and n_a != n_b:
+            raise ValueError(f"paired sampling needs as many A as B images, got {n_a} and {n_b}")
+        if min(n_a, n_b, length) < 1:
+            raise ValueError(f"no images to sample (|A| = {n_a}, |B| = {n_b}, epoch length {length})")
+        self.n_a, self.n_b, self.length, self.paired, self.shuffle, self.seed = n_a, n_b, length, paired, shuffle, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this before every training epoch (the order depends on ``seed`` and the epoch only)."""
+        self.epoch = epoch
+
+    def _order(self, n: int, generator: torch.Generator) -> Tensor:
+        rounds = -(-self.length // n)
+        return torch.cat([torch.randperm(n, generator=generator) for _ in range(rounds)])[: self.length]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if not self.shuffle:
+            return iter([(i % self.n_a, i % self.n_b) for i in range(self.length)])
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.epoch += 1  # a new order next time even when nobody calls set_epoch
+        order_a = self._order(self.n_a, generator)
+        order_b = order_a if self.paired else self._order(self.n_b, generator)
+        return iter(list(zip(order_a.tolist(), order_b.tolist(), strict=True)))
+
+
+class DomainImages(Dataset):
+    """One domain's images through ``transform`` (a deterministic test transform): item i is a C×H×W tensor.
+
+    ``paths`` lists the source files (for side-by-side JPGs the file holding both halves), in item order.
+    """
+
+    def __init__(self, source: DomainSource, transform: v2.Transform, domain: str) -> None:
+        self.source, self.transform, self.domain = source, transform, domain
+
+    @property
+    def paths(self) -> list[Path]:
+        return list(self.source.files)
+
+    def __len__(self) -> int:
+        return len(self.source.files)
+
+    def __getitem__(self, index: int) -> Tensor:
+        try:
+            return _plain(self.transform(tv_tensors.Image(self.source.read(index))))
+        except DECODE_ERRORS as err:
+            raise RuntimeError(
+                f"unreadable image {self.source.files[index]} ({type(err).__name__}: {err}); re-extract the dataset"
+            ) from None
+
+
+def pair_loader(
+    dataset: PairDataset, sampler: PairSampler, batch_size: int, drop_last: bool, num_workers: int
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=drop_last,
+        num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+    )
+
+
+def download_archive(urls: Sequence[str], root: Path) -> str | None:
+    """Download the archive at the first reachable URL into ``root`` and extract it there (torchvision's
+    ``download_and_extract_archive``; the archive is removed afterwards). None on success, else a one-line reason.
+    No checksum: the authors publish none for these archives; a truncated download fails to extract."""
+    from torchvision.datasets.utils import download_and_extract_archive
+
+    reachable = None
+    for url in urls:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S):
+                reachable = url
+                break
+        except (OSError, ValueError):  # URLError/HTTPError/timeouts are OSErrors
+            continue
+    if reachable is None:
+        return f"download=True but no mirror answered ({', '.join(urls)}): offline?"
+    root.mkdir(parents=True, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_SOCKET_TIMEOUT_S)
+    try:
+        download_and_extract_archive(reachable, download_root=str(root), extract_root=str(root), remove_finished=True)
+    except Exception as err:  # network errors, truncated archives, HTML error pages
+        return f"download of {reachable} failed: {type(err).__name__}: {' '.join(str(err).split()[:40])}"
+    finally:
+        socket.setdefaulttimeout(previous)
+    return None
+
+
+def epoch_length(n_a: int, n_b: int, which: str, cap: int | None) -> int:
+    """Images per epoch: the longer or the shorter domain, at most ``cap`` (None: no cap)."""
+    if which not in EPOCH_LENGTHS:
+        raise ValueError(f"epoch_length must be 'longer' or 'shorter', got {which!r}")
+    if cap is not None and cap < 1:
+        raise ValueError(f"max_images_per_epoch must be >= 1 (or None for no cap), got {cap}")
+    length = max(n_a, n_b) if which == "longer" else min(n_a, n_b)
+    return min(length, cap) if cap is not None else length
+
+
+class TranslationDataModule(pl.LightningDataModule):
+    """Base of the two translation datamodules: batches ``{"A": N×3×H×W, "B": N×3×H×W}`` float32 in [-1, 1].
+
+    Subclasses say where each split's files are (:meth:`sources`), whether training pairs stay aligned
+    (``paired``) and whether the random crop/flip is shared (``joint``), how long an epoch is, and how the archive
+    is fetched (``ARCHIVE_URLS``/``KNOWN``) and described when missing (:meth:`_not_found`).
+    """
+
+    ARCHIVE_URLS: tuple[str, ...] = ()  # "{name}" is replaced by the dataset name
+    KNOWN: tuple[str, ...] = ()  # names the authors' servers host
+    SPLIT_ALIASES: dict[str, str] = {}
+
+    def __init__(
+        self,
+        dataset: str,
+        data_dir: str | None,
+        image_size: int,
+        load_size: int | None,
+        flip: bool,
+        interpolation: str,
+        max_images_per_epoch: int | None,
+        batch_size: int,
+        num_workers: int,
+        download: bool,
+        drop_last: bool,
+        seed: int,
+    ) -> None:
+        super().__init__()
+        if image_size < 1:
+            raise ValueError(f"image_size must be >= 1, got {image_size}")
+        self.data_dir = resolve_data_dir(data_dir)
+        path = Path(dataset).expanduser()
+        self.root = path if path.is_absolute() else self.data_dir / dataset
+        self.dataset_name = self.root.name
+        self.image_size, self.load_size, self.flip, self.interpolation = image_size, load_size, flip, interpolation
+        self.max_images_per_epoch, self.batch_size, self.num_workers = max_images_per_epoch, batch_size, num_workers
+        self.download, self.drop_last, self.seed = download, drop_last, seed
+        self.train_transform = translation_transform(image_size, load_size, flip, interpolation)
+        self.test_transform = translation_transform(image_size, None, False, interpolation)
+        self._sources: dict[str, tuple[DomainSource, DomainSource]] = {}
+
+    # ------------------------------------------------------------------ subclass hooks
+    paired: bool = False
+    joint: bool = False
+
+    def missing(self) -> list[str]:
+        """Expected folders under ``self.root`` that are absent or hold no image."""
+        raise NotImplementedError
+
+    def sources(self, split: str) -> tuple[DomainSource, DomainSource]:
+        raise NotImplementedError
+
+    def train_length(self, n_a: int, n_b: int) -> int:
+        raise NotImplementedError
+
+    def _not_found(self, reason: str, missing: list[str]) -> DatasetNotFoundError:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ files
+    def _empty_or_absent(self, folders: Sequence[str]) -> list[str]:
+        return [f for f in folders if not (self.root / f).is_dir() or not list_images(self.root / f)]
+
+    def prepare_data(self) -> None:
+        """Download the archive (``download=True``, a name the authors host) if folders are missing, else raise one
+        :class:`DatasetNotFoundError` naming the missing folders, where they are expected and how to get them."""
+        missing = self.missing()
+        if not missing:
+            return
+        if not self.download:
+            reason = "download=False"
+        elif self.dataset_name not in self.KNOWN:
+            reason = f"{self.dataset_name!r} is not one of the archives that can be downloaded"
+        else:
+            urls = [url.format(name=self.dataset_name) for url in self.ARCHIVE_URLS]
+            reason = download_archive(urls, self.root.parent) or "download reported success"
+            missing = self.missing()
+            if not missing:
+                return
+        raise self._not_found(reason, missing) from None
+
+    def _split(self, split: str) -> tuple[DomainSource, DomainSource]:
+        split = self.SPLIT_ALIASES.get(split, split)
+        if split not in self._sources:
+            missing = self.missing()
+            if missing:
+                raise self._not_found("setup() found them missing; prepare_data() downloads them", missing)
+            self._sources[split] = self.sources(split)
+        return self._sources[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        """List the files of the training and test splits (images are decoded lazily). Idempotent."""
+        self._split("train")
+        self._split("test")
+
+    # ------------------------------------------------------------------ loaders
+    def train_dataloader(self) -> DataLoader:
+        a, b = self._split("train")
+        length = self.train_length(len(a.files), len(b.files))
+        sampler = PairSampler(len(a.files), len(b.files), length, self.paired, shuffle=True, seed=self.seed)
+        dataset = PairDataset(a, b, self.train_transform, self.joint, self.root)
+        return pair_loader(dataset, sampler, self.batch_size, self.drop_last, self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        """The test split, fixed order, no augmentation; A_i with B_i up to the shorter domain."""
+        a, b = self._split("test")
+        length = min(len(a.files), len(b.files))
+        sampler = PairSampler(len(a.files), len(b.files), length, paired=False, shuffle=False)
+        dataset = PairDataset(a, b, self.test_transform, True, self.root)
+        return pair_loader(dataset, sampler, self.batch_size, False, self.num_workers)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
+
+    def domain_dataset(self, domain: str, split: str = "test") -> DomainImages:
+        """One domain (``"A"`` or ``"B"``) of ``split`` through the test transform (resize + [-1, 1]); item i is
+        a 3×image_size×image_size tensor, ``.paths[i]`` its file."""
+        if domain not in ("A", "B"):
+            raise ValueError(f"domain must be 'A' or 'B', got {domain!r}")
+        a, b = self._split(split)
+        return DomainImages(a if domain == "A" else b, self.test_transform, domain)

@@ -1,0 +1,110 @@
+"""pix2pix-style paired translation sets (Isola et al. 2017): edges2handbags, edges2shoes, … (LightningDataModule).
+
+Layout: ``<data_dir>/<dataset>/train/*.jpg`` and ``<data_dir>/<dataset>/val/*.jpg`` (``dataset`` may also be an
+absolute path), each file holding domain A (left half) and domain B (right half) side by side — the pix2pix
+archives are 512×256 JPGs with the edges on the left. ``benchmarks/make_mnist_edges.py`` writes the same format.
+The pix2pix sets have no test split: ``"test"`` means ``val/`` here.
+
+Download (``download=True``): the pix2pix tarball ``<name>.tar.gz`` (edges2handbags: the DiscoGAN chapter's URL
+``people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/datasets/edges2handbags.tar.gz``, now served from
+``efrosgans.eecs.berkeley.edu``), extracted into the data root. Offline, one :class:`DatasetNotFoundError` names
+the missing folders and the commands to get them.
+
+Batches are ``{"A": N×3×S×S, "B": N×3×S×S}`` float32 in [-1, 1] (S = ``image_size``):
+
+* ``mode="paired"`` — A_i and B_i are the two halves of the same JPG;
+* ``mode="unpaired"`` — A and B are shuffled independently every epoch, as DiscoGAN trains (the chapter stacks the
+  independently shuffled A and B lists).
+
+Training transform: each half resized to S×S (DiscoGAN: 64, ``load_size = fine_size``, no crop) — or, with
+``load_size``, to load_size² then a random S×S crop (pix2pix: 286 → 256) — and a horizontal flip (p = 0.5) drawn
+once for A and B together (the DiscoGAN repository flips the stacked A|B pair). Validation: ``val/`` in file order,
+A_i with B_i, resize only. ``max_images_per_epoch`` caps an epoch (the DiscoGAN chapter: ``train_size`` = 10,000 →
+``min(|A|, |B|, 10000) // 64`` = 156 batches of 64 with ``drop_last``), re-drawn every epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from datamodules._images import read_rgb
+from datamodules._paths import DatasetNotFoundError
+from datamodules._translation import DomainSource, TranslationDataModule, epoch_length, list_images
+
+PIX2PIX_URLS = (
+    "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz",
+    "http://people.eecs.berkeley.edu/~tinghuiz/projects/pix2pix/datasets/{name}.tar.gz",
+)
+PIX2PIX_DATASETS = ("edges2handbags", "edges2shoes", "facades", "cityscapes", "maps", "night2day")
+SPLITS = ("train", "val")
+MODES = ("paired", "unpaired")
+
+
+class PairedDataModule(TranslationDataModule):
+    """Side-by-side A|B JPGs in ``train/`` and ``val/`` (see the module docstring)."""
+
+    name = "paired"
+    ARCHIVE_URLS = PIX2PIX_URLS
+    KNOWN = PIX2PIX_DATASETS
+    SPLIT_ALIASES = {"test": "val", "valid": "val"}
+    joint = True
+
+    def __init__(
+        self,
+        dataset: str = "edges2handbags",
+        data_dir: str | None = None,
+        mode: Literal["paired", "unpaired"] = "paired",
+        image_size: int = 64,
+        load_size: int | None = None,
+        flip: bool = True,
+        interpolation: str = "bicubic",
+        max_images_per_epoch: int | None = None,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        download: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'paired' or 'unpaired', got {mode!r}")
+        super().__init__(
+            dataset, data_dir, image_size, load_size, flip, interpolation, max_images_per_epoch, batch_size,
+            num_workers, download, drop_last, seed,
+        )  # fmt: skip
+        self.save_hyperparameters()
+        self.mode = mode
+        self.paired = mode == "paired"
+        epoch_length(1, 1, "shorter", max_images_per_epoch)  # validates the cap now, not at the first epoch
+
+    def missing(self) -> list[str]:
+        return self._empty_or_absent(SPLITS)
+
+    def sources(self, split: str) -> tuple[DomainSource, DomainSource]:
+        if split not in SPLITS:
+            raise ValueError(f"split must be 'train' or 'val' (or 'test' = 'val'), got {split!r}")
+        files = list_images(self.root / split)
+        height, width = read_rgb(files[0]).shape[-2:]
+        if width < 2 * height * 0.9 or width % 2:
+            raise DatasetNotFoundError(
+                f"{files[0]} is {width}×{height}: not a side-by-side A|B image (expected width = 2 × height, e.g. "
+                "the pix2pix 512×256). A folder of separate domain images needs UnpairedDataModule "
+                "(trainA/trainB/testA/testB)."
+            )
+        return DomainSource(files, "A"), DomainSource(files, "B")
+
+    def train_length(self, n_a: int, n_b: int) -> int:
+        return epoch_length(n_a, n_b, "shorter", self.max_images_per_epoch)
+
+    def _not_found(self, reason: str, missing: list[str]) -> DatasetNotFoundError:
+        root, name = self.root.resolve(), self.dataset_name
+        url = PIX2PIX_URLS[0].format(name=name if name in PIX2PIX_DATASETS else "edges2handbags")
+        return DatasetNotFoundError(
+            f"paired dataset {name!r} not found under {root} ({reason}).\n"
+            f"  Missing or empty: {', '.join(f + '/' for f in missing)}\n"
+            f"  Expected pix2pix side-by-side JPGs (domain A left, B right): {root}/train/*.jpg and {root}/val/*.jpg\n"
+            f"  pix2pix sets ({', '.join(PIX2PIX_DATASETS)}): download=True with network, or\n"
+            f"    wget {url} && tar -xzf {url.rsplit('/', 1)[1]} -C {root.parent}\n"
+            f"  MNIST edges↔digits: python benchmarks/make_mnist_edges.py --data_dir <data root> --out {root}\n"
+            "  Or point elsewhere: --data.dataset=<folder under the data root or an absolute path>, "
+            "--data.data_dir=/path or LIGHTNING_GANS_DATA=/path."
+        )
