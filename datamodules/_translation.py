@@ -248,7 +248,7 @@ def download_archive(urls: Sequence[str], root: Path) -> str | None:
     return None
 
 
-def epoch_length(n_a: int, n_b: int, which: str, cap: int | None) -> int:
+def images_per_epoch(n_a: int, n_b: int, which: str, cap: int | None) -> int:
     """Images per epoch: the longer or the shorter domain, at most ``cap`` (None: no cap)."""
     if which not in EPOCH_LENGTHS:
         raise ValueError(f"epoch_length must be 'longer' or 'shorter', got {which!r}")

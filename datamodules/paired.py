@@ -29,7 +29,7 @@ from typing import Literal
 
 from datamodules._images import read_rgb
 from datamodules._paths import DatasetNotFoundError
-from datamodules._translation import DomainSource, TranslationDataModule, epoch_length, list_images
+from datamodules._translation import DomainSource, TranslationDataModule, images_per_epoch, list_images
 
 PIX2PIX_URLS = (
     "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz",
@@ -74,7 +74,7 @@ class PairedDataModule(TranslationDataModule):
         self.save_hyperparameters()
         self.mode = mode
         self.paired = mode == "paired"
-        epoch_length(1, 1, "shorter", max_images_per_epoch)  # validates the cap now, not at the first epoch
+        images_per_epoch(1, 1, "shorter", max_images_per_epoch)  # validates the cap now, not at the first epoch
 
     def missing(self) -> list[str]:
         return self._empty_or_absent(SPLITS)
@@ -93,7 +93,7 @@ class PairedDataModule(TranslationDataModule):
         return DomainSource(files, "A"), DomainSource(files, "B")
 
     def train_length(self, n_a: int, n_b: int) -> int:
-        return epoch_length(n_a, n_b, "shorter", self.max_images_per_epoch)
+        return images_per_epoch(n_a, n_b, "shorter", self.max_images_per_epoch)
 
     def _not_found(self, reason: str, missing: list[str]) -> DatasetNotFoundError:
         root, name = self.root.resolve(), self.dataset_name
