@@ -214,3 +214,22 @@ def test_models_build_default_networks_from_latent_dim() -> None:
     gan = GAN(latent_dim=32)
     assert gan.generator.latent_dim == 32
     assert gan.sample(2).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: DCGANDiscriminator28(spectral_norm=True), lambda: MLPDiscriminator(spectral_norm=True)]
+)
+def test_spectral_norm_bounds_every_layer_by_one(make) -> None:
+    """After a few forward passes (one power iteration each) every weight's largest singular value is 1."""
+    torch.manual_seed(0)
+    d = make()
+    x = torch.randn(8, 1, 28, 28)
+    for _ in range(30):
+        d(x)
+    layers = [m for m in d.modules() if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
+    for layer in layers:
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        assert float(sigma) == pytest.approx(1.0, abs=2e-2)
+    plain = DCGANDiscriminator28()
+    assert not any(hasattr(m, "parametrizations") for m in plain.modules())

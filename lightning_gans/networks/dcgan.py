@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lightning_gans.networks.init import apply_init
+from lightning_gans.networks.init import apply_init, apply_spectral_norm
 from lightning_gans.networks.minibatch import MinibatchDiscrimination
 
 
@@ -55,7 +55,8 @@ class DCGANGenerator28(nn.Module):
 
 class DCGANDiscriminator28(nn.Module):
     """The seed's D; ``minibatch_kernels`` > 0 adds minibatch discrimination (Salimans et al. 2016, §3.2) on the
-    flattened features before the Dense output (not in the seed: a training switch)."""
+    flattened features before the Dense output, ``spectral_norm`` wraps every Conv/Dense weight in spectral
+    normalisation (Miyato et al. 2018) (neither is in the seed: training switches)."""
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class DCGANDiscriminator28(nn.Module):
         init: str = "keras",
         minibatch_kernels: int = 0,
         minibatch_kernel_dim: int = 5,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         features = 7 * 7 * 128
@@ -83,6 +85,8 @@ class DCGANDiscriminator28(nn.Module):
             nn.Linear(features + minibatch_kernels, 1),
         )
         apply_init(self, init)
+        if spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)

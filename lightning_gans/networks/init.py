@@ -41,3 +41,13 @@ def apply_init(module: nn.Module, scheme: str) -> nn.Module:
     if scheme not in INITS:
         raise ValueError(f"Unknown init scheme {scheme!r}; choose one of {sorted(INITS)}")
     return INITS[scheme](module)
+
+
+def apply_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al. 2018) of every Dense/Conv weight in ``module``: each weight is divided
+    by its largest singular value (one power iteration per forward pass), bounding the layer's Lipschitz constant
+    by 1. Meant for discriminators; apply after the initialisation (it re-parametrises the initialised weight)."""
+    for layer in list(module.modules()):
+        if isinstance(layer, _LAYERS):
+            nn.utils.parametrizations.spectral_norm(layer)
+    return module

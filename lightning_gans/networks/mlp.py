@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from lightning_gans.networks.init import apply_init
+from lightning_gans.networks.init import apply_init, apply_spectral_norm
 from lightning_gans.networks.minibatch import MinibatchDiscrimination
 
 
@@ -56,7 +56,8 @@ class MLPDiscriminator(nn.Module):
 
     ``minibatch_kernels`` B > 0 inserts a ``MinibatchDiscrimination`` layer (Salimans et al. 2016, §3.2; B kernels
     of dimension ``minibatch_kernel_dim``) before the output layer. For PacGAN packing (Lin et al. 2018) give
-    ``in_shape`` the packed width, e.g. ``[2 * pack]`` for 2-D points.
+    ``in_shape`` the packed width, e.g. ``[2 * pack]`` for 2-D points. ``spectral_norm`` wraps every Dense weight in
+    spectral normalisation (Miyato et al. 2018).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class MLPDiscriminator(nn.Module):
         init: str = "keras",
         minibatch_kernels: int = 0,
         minibatch_kernel_dim: int = 5,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         in_features = math.prod(in_shape)
@@ -77,6 +79,8 @@ class MLPDiscriminator(nn.Module):
             width += minibatch_kernels
         self.net = nn.Sequential(*layers, nn.Linear(width, 1))
         apply_init(self, init)
+        if spectral_norm:
+            apply_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).squeeze(1)
