@@ -89,10 +89,15 @@ class ImageFiles(Dataset):
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
 
     def __getitem__(self, index: int) -> Tensor:
+        return self.load(index)[1]
+
+    def load(self, index: int) -> tuple[int, Tensor]:
+        """(index of the file actually read, its image): a replacement keeps its own index, so labelled subclasses
+        return the label of the image they read (the Age-cGAN seed kept the ages of skipped files: misaligned)."""
         for attempt in range(MAX_CONSECUTIVE_SKIPS):
             i = (index + attempt) % len(self.files)
             try:
-                return self.transform(read_rgb(self.files[i]))
+                return i, self.transform(read_rgb(self.files[i]))
             except DECODE_ERRORS as err:
                 if not self.skipped:
                     warnings.warn(

@@ -115,3 +115,100 @@ def write_image_folder(root: Path, n: int = 12, size: int = 64) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 256, (size, size + 8, 3), dtype=np.uint8)).save(path, kind)
     return Path(root)
+
+
+# ---------------------------------------------------------------------------------------------- IMDB-WIKI
+# (full_path, birth date, photo year, face score): one valid face per age bin (ages 10, 25, 35, 45, 55, 70),
+# then the entries the datamodule must drop: age 0, age 120, a missing file, a face score of -inf.
+WIKI_RECORDS = [
+    ("10/100_2000-03-01_2010.jpg", (2000, 3, 1), 2010, 4.0),
+    ("25/125_1985-01-10_2010.jpg", (1985, 1, 10), 2010, 3.0),
+    ("35/135_1974-08-20_2010.jpg", (1974, 8, 20), 2010, 2.5),  # born in August: 36 − 1 = 35
+    ("45/145_1965-02-02_2010.jpg", (1965, 2, 2), 2010, 1.5),
+    ("55/155_1955-06-30_2010.jpg", (1955, 6, 30), 2010, 5.0),
+    ("70/170_1940-01-01_2010.jpg", (1940, 1, 1), 2010, 2.0),
+    ("00/200_2010-01-01_2010.jpg", (2010, 1, 1), 2010, 3.0),  # age 0: invalid
+    ("00/201_1890-01-01_2010.jpg", (1890, 1, 1), 2010, 3.0),  # age 120: invalid
+    ("00/202_1980-01-01_2010.jpg", (1980, 1, 1), 2010, 3.0),  # age 30, file not written: missing
+    ("00/203_1990-01-01_2010.jpg", (1990, 1, 1), 2010, float("-inf")),  # age 20, no face found
+]
+WIKI_VALID_BINS = [0, 1, 2, 3, 4, 5, 1]  # the six bins, then the -inf face-score entry (age 20)
+
+
+def age_face(age_bin: int, index: int, size: int = 64) -> np.ndarray:
+    """An H×W×3 uint8 face-like picture whose skin level encodes the age bin (50 + 30·bin) and the index (±3)."""
+    rng = np.random.default_rng(index)
+    image = rng.integers(0, 30, (size, size, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    face = ((yy - size / 2) / (0.4 * size)) ** 2 + ((xx - size / 2) / (0.3 * size)) ** 2 <= 1
+    image[face] = (50 + 30 * age_bin + index % 3, 40 + 20 * age_bin, 30)
+    return image
+
+
+def write_wiki_crop(root: Path, name: str = "wiki", copies: int = 1) -> Path:
+    """``root/<name>_crop/<name>.mat`` (the real nested struct layout, via ``scipy.io.savemat``) and JPGs for
+    ``WIKI_RECORDS`` (the missing-file entry gets none), repeated ``copies`` times. Returns ``root``."""
+    from datamodules.wiki_faces import age_at_photo, age_bin, matlab_datenum, write_metadata
+
+    folder = Path(root) / f"{name}_crop"
+    paths, dobs, taken, scores = [], [], [], []
+    for copy in range(copies):
+        for index, (path, born, year, score) in enumerate(WIKI_RECORDS):
+            path = path.replace("_", f"_{copy}_", 1) if copy else path
+            paths.append(path)
+            dobs.append(matlab_datenum(*born))
+            taken.append(year)
+            scores.append(score)
+            age = age_at_photo(dobs[-1], year)
+            if "202_" not in path:  # the missing-file entry
+                write_jpg(folder / path, age_face(age_bin(age) if age > 0 else 0, index))
+    write_metadata(folder / f"{name}.mat", name, paths, dobs, taken, scores)
+    return Path(root)
+
+
+# ---------------------------------------------------------------------------------------------- translation sets
+def domain_image(domain: str, index: int, size: int = 32) -> np.ndarray:
+    """A size×size×3 uint8 picture of one translation domain: red (A) or blue (B) background, green level
+    ``20 + 20 * (index % 12)`` (recoverable after JPEG: a pair's halves share it), a white square whose position
+    depends on the index."""
+    image = np.zeros((size, size, 3), dtype=np.uint8)
+    image[..., 0 if domain == "A" else 2] = 220
+    image[..., 1] = 20 + 20 * (index % 12)
+    corner = (index * 3) % (size // 2)
+    image[corner : corner + size // 4, corner : corner + size // 4] = 255
+    return image
+
+
+def write_pix2pix(root: Path, n_train: int = 8, n_val: int = 4, size: int = 32) -> Path:
+    """A pix2pix paired set in ``root``: ``train/<i>_AB.jpg`` and ``val/<i>_AB.jpg`` (size × 2·size, A left = red,
+    B right = blue, both halves of file i with the same green level; val files number on after train). Returns
+    ``root``."""
+    for split, first, count in (("train", 0, n_train), ("val", n_train, n_val)):
+        for index in range(first, first + count):
+            pair = np.concatenate([domain_image("A", index, size), domain_image("B", index, size)], axis=1)
+            write_jpg(Path(root) / split / f"{index:03d}_AB.jpg", pair)
+    return Path(root)
+
+
+def write_cyclegan(root: Path, counts: tuple[int, int, int, int] = (6, 5, 3, 2), size: int = 32) -> Path:
+    """A CycleGAN unpaired set in ``root``: ``trainA``, ``trainB``, ``testA``, ``testB`` holding ``counts`` JPGs
+    (``<i>.jpg``, red A / blue B pictures of :func:`domain_image`, green level from i). Returns ``root``."""
+    for folder, count in zip(("trainA", "trainB", "testA", "testB"), counts, strict=True):
+        for index in range(count):
+            write_jpg(Path(root) / folder / f"{index:03d}.jpg", domain_image(folder[-1], index, size))
+    return Path(root)
+
+
+def write_mnist_edges(root: Path, n_train: int = 64, n_val: int = 16) -> Path:
+    """``root/mnist_edges`` (paired) and ``root/mnist_edges_unpaired`` written by the real
+    ``benchmarks/make_mnist_edges.py`` from the MNIST IDX files already in ``root/MNIST/raw``. Returns ``root``."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "make_mnist_edges.py"
+    spec = importlib.util.spec_from_file_location("make_mnist_edges", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for layout in ("paired", "unpaired"):
+        out = Path(root) / ("mnist_edges" if layout == "paired" else "mnist_edges_unpaired")
+        module.make_mnist_edges(Path(root), out, n_train=n_train, n_val=n_val, layout=layout)
+    return Path(root)

@@ -10,3 +10,6 @@ __all__ = ["CGAN", "DCGAN", "GAN", "GANModule", "NonFiniteLossError", "SGAN"]
 from lightning_gans.models.progan import ProGAN  # noqa: E402
 
 __all__ += ["ProGAN"]
+from lightning_gans.models.age_cgan import AgeCGAN  # noqa: E402
+
+__all__ += ["AgeCGAN"]
