@@ -1,0 +1,272 @@
+"""CycleGAN (Zhu et al. 2017): two generators G_AB: A → B, G_BA: B → A and two discriminators D_A, D_B, trained
+on unpaired ``{"A": images, "B": images}`` batches (``datamodules.unpaired`` / ``datamodules.paired``).
+
+Losses (reference translation-discogan-cyclegan.md §2.4; paper §3–4; *GANs in Action* ch. 9):
+
+* G (both generators, one optimizer): adv(D_B(G_AB(a))) + adv(D_A(G_BA(b))) + λ·(cyc(G_BA(G_AB(a)), a) +
+  cyc(G_AB(G_BA(b)), b)) + λ_id·λ·(|G_BA(a) − a|₁ + |G_AB(b) − b|₁), means over all elements.
+  ``loss="lsgan"`` (paper, book code): adv = MSE(score, 1); ``loss="non_saturating"`` (TF2 tutorial): BCE with
+  logits against 1. ``cycle_loss`` "l1" (CycleGAN) or "mse" (DiscoGAN). ``lambda_identity`` 0.5 (paper,
+  tutorial), 0.9 (*GANs in Action*), 0 disables the identity term (and its two extra forward passes).
+* D_A, D_B (one optimizer over both; Adam is per-parameter, so this equals two optimizers): per domain
+  ½·(adv_real + adv_fake) with MSE (LSGAN) or BCE against 1 / 0. The adversarial terms come from the loss
+  registry (``lightning_gans.losses``), whose LSGAN terms carry Mao et al.'s ½: they are scaled back to plain MSE.
+* Fakes for D: ``d_fakes="cached"`` — the G step's fakes, detached (paper code; the tutorial's one tape);
+  ``"fresh"`` — regenerated without gradients right before the D step (DiscoGAN chapter: after the G update;
+  *GANs in Action* with ``order="d_then_g"``: before it, like Keras ``predict``). Then the image pool
+  (``pool_size`` 50, paper; 0 = off, tutorial).
+* Order per batch: ``order="g_then_d"`` (paper code, DiscoGAN) or ``"d_then_g"`` (*GANs in Action* ch. 9);
+  ``d_steps="real_then_fake"`` splits the D update into a real-only and a fake-only optimizer step (the book's
+  Keras ``train_on_batch`` pairs; D_A and D_B step together, which is the same as separate steps since their
+  parameters are disjoint). Either way one batch is one GAN step (``global_step`` + 1).
+* Adam 2e-4, β (0.5, 0.999); LR schedule via ``lr_scheduler_g``/``lr_scheduler_d`` (e.g.
+  ``lightning_gans.schedules.LinearDecayLR`` 100 + 100 epochs), stepped per epoch.
+
+The base ``GANModule`` machinery is reused: the toggled manual optimizer steps (``_generator_update``,
+``_discriminator_update``), the NaN guard, the one-step-per-batch counter, per-network schedulers, gradient
+clipping and the per-rank RNG streams. ``generator`` / ``discriminator`` are ``ModuleDict``s {AB, BA} / {A, B};
+``G_AB``, ``G_BA``, ``D_A``, ``D_B`` name their entries. ``translate(images, "AtoB" | "BtoA")`` runs a generator in
+eval mode (used by the sample-grid and quality callbacks and by ``lightning-gans translate``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
+
+from lightning_gans.models._keras_predict import eval_mode
+from lightning_gans.models.base import Batch, GANModule, _adam, _built_by_cli
+from lightning_gans.models.image_pool import ImagePool
+from lightning_gans.networks.translation import PatchGANDiscriminator, ResnetGenerator
+
+DIRECTIONS = {"AtoB": ("AB", "A"), "BtoA": ("BA", "B")}  # direction → (generator key, source domain)
+NETWORK_ARGS = ("G_AB", "G_BA", "D_A", "D_B")
+ADVERSARIAL_LOSSES = ("lsgan", "non_saturating")
+
+
+def _batch_error(batch: Batch) -> Exception:
+    from lightning_gans.cli import ConfigError  # lazy: the CLI imports the models
+
+    got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+    return ConfigError(
+        f"translation models train on {{'A': images, 'B': images}} batches, got {got}: use "
+        "datamodules.unpaired or datamodules.paired (data.class_path in the experiment YAML)"
+    )
+
+
+def reconstruction_loss(kind: str, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute ("l1") or squared ("mse") error over all elements."""
+    return F.l1_loss(x, target) if kind == "l1" else F.mse_loss(x, target)
+
+
+class CycleGAN(GANModule):
+    """Cycle-consistent adversarial translation between domains A and B (see module docstring)."""
+
+    def __init__(
+        self,
+        G_AB: nn.Module | None = None,  # noqa: N803 - the field's names for the four networks
+        G_BA: nn.Module | None = None,  # noqa: N803
+        D_A: nn.Module | None = None,  # noqa: N803
+        D_B: nn.Module | None = None,  # noqa: N803
+        image_size: int = 256,
+        loss: Literal["lsgan", "non_saturating"] = "lsgan",
+        lambda_cycle: float = 10.0,
+        lambda_identity: float = 0.5,
+        cycle_loss: Literal["l1", "mse"] = "l1",
+        pool_size: int = 50,
+        order: Literal["g_then_d", "d_then_g"] = "g_then_d",
+        d_fakes: Literal["cached", "fresh"] = "cached",
+        d_steps: Literal["joint", "real_then_fake"] = "joint",
+        optimizer_g: OptimizerCallable = _adam,
+        optimizer_d: OptimizerCallable = _adam,
+        lr_scheduler_g: LRSchedulerCallable | None = None,
+        lr_scheduler_d: LRSchedulerCallable | None = None,
+        lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
+        gradient_clip_g: float | None = None,
+        gradient_clip_d: float | None = None,
+        nan_guard: bool = True,
+    ) -> None:
+        if loss not in ADVERSARIAL_LOSSES:
+            raise ValueError(f"loss must be one of {ADVERSARIAL_LOSSES} (LSGAN or BCE), got {loss!r}")
+        if cycle_loss not in ("l1", "mse"):
+            raise ValueError(f"cycle_loss must be 'l1' or 'mse', got {cycle_loss!r}")
+        if lambda_cycle < 0 or lambda_identity < 0:
+            raise ValueError(f"lambda_cycle and lambda_identity must be >= 0, got {lambda_cycle}, {lambda_identity}")
+        if order == "d_then_g" and d_fakes == "cached":
+            raise ValueError("order='d_then_g' has no G-step fakes to reuse for D: use d_fakes='fresh'")
+        nets = self.default_networks(image_size)
+        given = dict(zip(NETWORK_ARGS, (G_AB, G_BA, D_A, D_B)))
+        nets.update({k: v for k, v in given.items() if v is not None})
+        super().__init__(
+            generator=nn.ModuleDict({"AB": nets["G_AB"], "BA": nets["G_BA"]}),
+            discriminator=nn.ModuleDict({"A": nets["D_A"], "B": nets["D_B"]}),
+            loss=loss,
+            optimizer_g=optimizer_g,
+            optimizer_d=optimizer_d,
+            lr_scheduler_g=lr_scheduler_g,
+            lr_scheduler_d=lr_scheduler_d,
+            lr_scheduler_interval=lr_scheduler_interval,
+            d_steps=d_steps,
+            gradient_clip_g=gradient_clip_g,
+            gradient_clip_d=gradient_clip_d,
+            num_fixed_noise=0,  # no latent: the sample grid shows fixed test images instead
+            nan_guard=nan_guard,
+        )
+        if not _built_by_cli():  # networks built in Python are weights, not hyperparameters
+            for name in NETWORK_ARGS:
+                self._hparams.pop(name, None)
+                self._hparams_initial.pop(name, None)
+        # The registry's LSGAN terms are ½·(s − t)²; CycleGAN's are the plain MSE (paper eq. 1 with LSGAN, the book).
+        self.adversarial_scale = 2.0 if loss == "lsgan" else 1.0
+        self.pools = {"A": ImagePool(pool_size), "B": ImagePool(pool_size)}
+        self._g_fakes: dict[str, torch.Tensor] | None = None
+
+    def default_networks(self, image_size: int) -> dict[str, nn.Module]:
+        """Paper defaults: ResNet-9 generators at 256² (ResNet-6 below), 70×70 PatchGAN discriminators."""
+        blocks = 9 if image_size >= 256 else 6
+        return {
+            "G_AB": ResnetGenerator(num_blocks=blocks),
+            "G_BA": ResnetGenerator(num_blocks=blocks),
+            "D_A": PatchGANDiscriminator(),
+            "D_B": PatchGANDiscriminator(),
+        }
+
+    # ------------------------------------------------------------------ networks by their field names
+    @property
+    def G_AB(self) -> nn.Module:  # noqa: N802
+        return self.generator["AB"]
+
+    @property
+    def G_BA(self) -> nn.Module:  # noqa: N802
+        return self.generator["BA"]
+
+    @property
+    def D_A(self) -> nn.Module:  # noqa: N802
+        return self.discriminator["A"]
+
+    @property
+    def D_B(self) -> nn.Module:  # noqa: N802
+        return self.discriminator["B"]
+
+    # ------------------------------------------------------------------ translation
+    @torch.no_grad()
+    def translate(self, images: torch.Tensor, direction: str) -> torch.Tensor:
+        """``images`` ([-1, 1], N×C×H×W) of the source domain translated by G_AB ("AtoB") or G_BA ("BtoA")."""
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        with eval_mode(self.generator[DIRECTIONS[direction][0]]) as net:
+            return net(images.to(self.device))
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, domain: str) -> torch.Tensor:
+        """The cycle G_BA(G_AB(a)) for domain "A", G_AB(G_BA(b)) for "B" (eval mode)."""
+        there = "AtoB" if domain == "A" else "BtoA"
+        back = "BtoA" if domain == "A" else "AtoB"
+        return self.translate(self.translate(images, there), back)
+
+    def sample(self, n: int, **kwargs: Any) -> torch.Tensor:
+        from lightning_gans.cli import ConfigError
+
+        raise ConfigError(
+            f"{type(self).__name__} translates images, it does not sample from noise: use `lightning-gans "
+            "translate` (and TranslationGridCallback / TranslationQualityCallback instead of the noise-based ones)"
+        )
+
+    def sample_fixed(self) -> torch.Tensor:
+        return self.sample(0)
+
+    # ------------------------------------------------------------------ batches
+    @staticmethod
+    def domains(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a, b): the domain-A and domain-B images of a batch."""
+        if not isinstance(batch, dict) or {"A", "B"} - set(batch):
+            raise _batch_error(batch)
+        return batch["A"], batch["B"]
+
+    def real_samples(self, batch: Batch) -> torch.Tensor:
+        return self.domains(batch)[0]
+
+    def setup(self, stage: str) -> None:
+        size = getattr(getattr(self._trainer, "datamodule", None), "image_size", None) if self._trainer else None
+        if size is not None and size != self.hparams.image_size:
+            from lightning_gans.cli import ConfigError
+
+            raise ConfigError(
+                f"the datamodule makes {size}² images but model.image_size is {self.hparams.image_size}: set both "
+                f"to the same value (--data.image_size and --model.image_size)"
+            )
+
+    # ------------------------------------------------------------------ losses
+    def _adversarial(self, kind: str, scores: torch.Tensor) -> torch.Tensor:
+        loss = self.adversarial_loss
+        term = {"generator": loss.generator, "real": loss.discriminator_real, "fake": loss.discriminator_fake}[kind]
+        return self.adversarial_scale * term(scores)
+
+    def generator_step(self, batch: Batch) -> dict:
+        """Adversarial + λ·cycle (+ λ_id·λ·identity) for both directions; caches the fakes for D."""
+        hp = self.hparams
+        real = dict(zip("AB", self.domains(batch)))
+        fake = {"B": self.G_AB(real["A"]), "A": self.G_BA(real["B"])}
+        rec = {"A": self.G_BA(fake["B"]), "B": self.G_AB(fake["A"])}
+        logs = {
+            "g_adv_AtoB": self._adversarial("generator", self.D_B(fake["B"])),
+            "g_adv_BtoA": self._adversarial("generator", self.D_A(fake["A"])),
+            "cycle_A": reconstruction_loss(hp.cycle_loss, rec["A"], real["A"]),
+            "cycle_B": reconstruction_loss(hp.cycle_loss, rec["B"], real["B"]),
+        }
+        total = logs["g_adv_AtoB"] + logs["g_adv_BtoA"] + hp.lambda_cycle * (logs["cycle_A"] + logs["cycle_B"])
+        if hp.lambda_identity > 0:
+            logs["identity_A"] = F.l1_loss(self.G_BA(real["A"]), real["A"])
+            logs["identity_B"] = F.l1_loss(self.G_AB(real["B"]), real["B"])
+            total = total + hp.lambda_identity * hp.lambda_cycle * (logs["identity_A"] + logs["identity_B"])
+        self._g_fakes = {k: v.detach() for k, v in fake.items()}
+        return {"loss": total, **logs}
+
+    @torch.no_grad()
+    def _fakes_for_discriminator(self, batch: Batch) -> dict[str, torch.Tensor]:
+        if self.hparams.d_fakes == "cached":
+            fakes, self._g_fakes = self._g_fakes, None
+            if fakes is None:
+                raise RuntimeError("d_fakes='cached' needs the G step of this batch to run first")
+        else:
+            a, b = self.domains(batch)
+            fakes = {"B": self.G_AB(a), "A": self.G_BA(b)}
+        return {k: self.pools[k].query(v) for k, v in fakes.items()}
+
+    def discriminator_step(self, batch: Batch, part: Literal["both", "real", "fake"] = "both") -> dict:
+        """½·(real + fake) per domain for D_A and D_B (only the real or fake half in a split step)."""
+        real = dict(zip("AB", self.domains(batch)))
+        fake = self._fakes_for_discriminator(batch) if part != "real" else {}
+        logs: dict[str, torch.Tensor] = {}
+        total: torch.Tensor | float = 0.0
+        for domain, net in (("A", self.D_A), ("B", self.D_B)):
+            if part != "fake":
+                logs[f"d_{domain}_real"] = self._adversarial("real", net(real[domain]))
+                total = total + 0.5 * logs[f"d_{domain}_real"]
+            if part != "real":
+                logs[f"d_{domain}_fake"] = self._adversarial("fake", net(fake[domain]))
+                total = total + 0.5 * logs[f"d_{domain}_fake"]
+        return {"loss": total, **logs}
+
+    # ------------------------------------------------------------------ the loop
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        self.domains(batch)
+        progress = self._optim_progress()
+        before = (progress.total.completed, progress.current.completed) if progress is not None else None
+        if self.hparams.order == "g_then_d":
+            logs = self._generator_update(batch)
+            logs.update(self._discriminator_update(batch))
+        else:
+            logs = self._discriminator_update(batch)
+            logs.update(self._generator_update(batch))
+        if progress is not None:
+            self._count_one_step(progress, before)
+        self._step_schedulers("step")
+        size = batch["A"].shape[0]
+        bar = {k: logs.pop(k) for k in ("d_loss", "g_loss")}
+        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
+        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
