@@ -68,7 +68,7 @@ def age_bin(age: int) -> int:
 
 
 def read_metadata(mat_path: Path, name: str) -> dict[str, np.ndarray]:
-    """``full_path`` (str), ``dob``, ``photo_taken`` and ``face_score`` arrays (length N) from ``wiki.mat``/``imdb.mat``."""
+    """``full_path`` (str), ``dob``, ``photo_taken``, ``face_score`` (length N) from ``wiki.mat``/``imdb.mat``."""
     from scipy.io import loadmat
 
     try:

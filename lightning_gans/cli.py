@@ -255,6 +255,7 @@ SUBCOMMANDS = {
     "train-extractor": _lazy("lightning_gans.metrics.lenet", "train_extractor_command"),
     "prepare": _lazy("lightning_gans.prepare", "prepare_command"),
     "interpolate": _lazy("lightning_gans.interpolation", "interpolate_command"),
+    "age": _lazy("lightning_gans.age", "age_command"),
 }
 
 
@@ -275,6 +276,7 @@ project commands:
   compare          leaderboard of run directories by FID, one table per evaluation protocol
   train-extractor  train the offline feature extractor for digits (lenet-mnist)
   interpolate      latent interpolation strips (PNG) and a GIF from a checkpoint
+  age              re-render face pictures at all six ages with an Age-cGAN checkpoint (grid PNG)
   prepare          make a training image folder (anime-faces SRC DST: crop faces with animeface)
 """
 

@@ -119,7 +119,7 @@ class AgeCGAN(CGAN):
             if self.face_recognition is None:
                 raise ValueError(
                     "stage identity needs a face-recognition network: set model.face_recognition (e.g. "
-                    "lightning_gans.networks.face_recognition.TorchvisionFaceEmbedding; see age_cgan_wiki_identity.yaml)"
+                    "lightning_gans.networks.face_recognition.TorchvisionFaceEmbedding; age_cgan_wiki_identity.yaml)"
                 )
             if hasattr(self.face_recognition, "load"):
                 self.face_recognition.load()
