@@ -5,7 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from data_factories import write_celeba, write_image_folder, write_mnist_idx
+from data_factories import (
+    write_celeba,
+    write_cyclegan,
+    write_image_folder,
+    write_mnist_edges,
+    write_mnist_idx,
+    write_pix2pix,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,8 +39,14 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data root with every factory dataset the experiment YAMLs read: ``MNIST/raw/`` (as ``mnist_root``),
     CelebA in torchvision's layout (``celeba/``: 12 train / 4 valid / 4 test JPGs + partition) and an image
-    folder ``anime-faces/`` (12 mixed-format pictures)."""
+    folder ``anime-faces/`` (12 mixed-format pictures); translation sets: pix2pix ``edges2handbags/`` (8 train /
+    4 val side-by-side JPGs), CycleGAN ``horse2zebra/`` and ``apple2orange/`` (trainA/trainB/testA/testB: 6/5/3/2)
+    and ``mnist_edges/`` + ``mnist_edges_unpaired/`` (64 train / 16 val, by benchmarks/make_mnist_edges.py)."""
     root = write_mnist_idx(tmp_path_factory.mktemp("data"))
     write_celeba(root, "torchvision")
     write_image_folder(root / "anime-faces")
+    write_pix2pix(root / "edges2handbags")
+    write_cyclegan(root / "horse2zebra")
+    write_cyclegan(root / "apple2orange")
+    write_mnist_edges(root)
     return root

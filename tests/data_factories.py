@@ -212,3 +212,51 @@ def write_mnist_edges(root: Path, n_train: int = 64, n_val: int = 16) -> Path:
         out = Path(root) / ("mnist_edges" if layout == "paired" else "mnist_edges_unpaired")
         module.make_mnist_edges(Path(root), out, n_train=n_train, n_val=n_val, layout=layout)
     return Path(root)
+
+
+# ---------------------------------------------------------------------------------------------- translation sets
+def domain_image(domain: str, index: int, size: int = 32) -> np.ndarray:
+    """A size×size×3 uint8 picture of one translation domain: red (A) or blue (B) background, green level
+    ``20 + 20 * (index % 12)`` (recoverable after JPEG: a pair's halves share it), a white square whose position
+    depends on the index."""
+    image = np.zeros((size, size, 3), dtype=np.uint8)
+    image[..., 0 if domain == "A" else 2] = 220
+    image[..., 1] = 20 + 20 * (index % 12)
+    corner = (index * 3) % (size // 2)
+    image[corner : corner + size // 4, corner : corner + size // 4] = 255
+    return image
+
+
+def write_pix2pix(root: Path, n_train: int = 8, n_val: int = 4, size: int = 32) -> Path:
+    """A pix2pix paired set in ``root``: ``train/<i>_AB.jpg`` and ``val/<i>_AB.jpg`` (size × 2·size, A left = red,
+    B right = blue, both halves of file i with the same green level; val files number on after train). Returns
+    ``root``."""
+    for split, first, count in (("train", 0, n_train), ("val", n_train, n_val)):
+        for index in range(first, first + count):
+            pair = np.concatenate([domain_image("A", index, size), domain_image("B", index, size)], axis=1)
+            write_jpg(Path(root) / split / f"{index:03d}_AB.jpg", pair)
+    return Path(root)
+
+
+def write_cyclegan(root: Path, counts: tuple[int, int, int, int] = (6, 5, 3, 2), size: int = 32) -> Path:
+    """A CycleGAN unpaired set in ``root``: ``trainA``, ``trainB``, ``testA``, ``testB`` holding ``counts`` JPGs
+    (``<i>.jpg``, red A / blue B pictures of :func:`domain_image`, green level from i). Returns ``root``."""
+    for folder, count in zip(("trainA", "trainB", "testA", "testB"), counts, strict=True):
+        for index in range(count):
+            write_jpg(Path(root) / folder / f"{index:03d}.jpg", domain_image(folder[-1], index, size))
+    return Path(root)
+
+
+def write_mnist_edges(root: Path, n_train: int = 64, n_val: int = 16) -> Path:
+    """``root/mnist_edges`` (paired) and ``root/mnist_edges_unpaired`` written by the real
+    ``benchmarks/make_mnist_edges.py`` from the MNIST IDX files already in ``root/MNIST/raw``. Returns ``root``."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "make_mnist_edges.py"
+    spec = importlib.util.spec_from_file_location("make_mnist_edges", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for layout in ("paired", "unpaired"):
+        out = Path(root) / ("mnist_edges" if layout == "paired" else "mnist_edges_unpaired")
+        module.make_mnist_edges(Path(root), out, n_train=n_train, n_val=n_val, layout=layout)
+    return Path(root)
