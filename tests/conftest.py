@@ -12,6 +12,8 @@ from data_factories import (
     write_mnist_edges,
     write_mnist_idx,
     write_pix2pix,
+    write_torchvision_weights,
+    write_wiki_crop,
 )
 
 
@@ -41,7 +43,9 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     CelebA in torchvision's layout (``celeba/``: 12 train / 4 valid / 4 test JPGs + partition) and an image
     folder ``anime-faces/`` (12 mixed-format pictures); translation sets: pix2pix ``edges2handbags/`` (8 train /
     4 val side-by-side JPGs), CycleGAN ``horse2zebra/`` and ``apple2orange/`` (trainA/trainB/testA/testB: 6/5/3/2)
-    and ``mnist_edges/`` + ``mnist_edges_unpaired/`` (64 train / 16 val, by benchmarks/make_mnist_edges.py)."""
+    and ``mnist_edges/`` + ``mnist_edges_unpaired/`` (64 train / 16 val, by benchmarks/make_mnist_edges.py);
+    IMDB-WIKI ``wiki_crop/`` and, in the session's torchvision cache, random inception_v3 weights (the Age-cGAN
+    identity stage's face recognition)."""
     root = write_mnist_idx(tmp_path_factory.mktemp("data"))
     write_celeba(root, "torchvision")
     write_image_folder(root / "anime-faces")
@@ -49,4 +53,6 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_cyclegan(root / "horse2zebra")
     write_cyclegan(root / "apple2orange")
     write_mnist_edges(root)
+    write_wiki_crop(root, copies=2)  # wiki_crop/wiki.mat (real struct layout) + JPGs: 14 usable faces, 6 dropped
+    write_torchvision_weights("inception_v3")  # age_cgan_wiki_identity's FR, in this session's $TORCH_HOME cache
     return root

@@ -212,3 +212,22 @@ def write_mnist_edges(root: Path, n_train: int = 64, n_val: int = 16) -> Path:
         out = Path(root) / ("mnist_edges" if layout == "paired" else "mnist_edges_unpaired")
         module.make_mnist_edges(Path(root), out, n_train=n_train, n_val=n_val, layout=layout)
     return Path(root)
+
+
+def write_torchvision_weights(arch: str, weights: str = "DEFAULT") -> Path:
+    """A randomly initialised state dict of torchvision's ``arch`` where torchvision caches its ImageNet weights
+    (``$TORCH_HOME/hub/checkpoints/<file of the weights URL>``): the real file format, without the download."""
+    import os
+
+    import torch
+    from torchvision.models import get_model, get_model_weights
+
+    from lightning_gans.networks.face_recognition import _builder_kwargs
+
+    enum = get_model_weights(arch)[weights]
+    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+    if not path.is_file():
+        model = get_model(arch, weights=None, **_builder_kwargs(arch, len(enum.meta["categories"])))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path)
+    return path
