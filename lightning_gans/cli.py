@@ -256,6 +256,7 @@ SUBCOMMANDS = {
     "prepare": _lazy("lightning_gans.prepare", "prepare_command"),
     "interpolate": _lazy("lightning_gans.interpolation", "interpolate_command"),
     "age": _lazy("lightning_gans.age", "age_command"),
+    "translate": _lazy("lightning_gans.translate", "translate_command"),
 }
 
 
@@ -277,6 +278,7 @@ project commands:
   train-extractor  train the offline feature extractor for digits (lenet-mnist)
   interpolate      latent interpolation strips (PNG) and a GIF from a checkpoint
   age              re-render face pictures at all six ages with an Age-cGAN checkpoint (grid PNG)
+  translate        translate images A→B or B→A with a CycleGAN/DiscoGAN checkpoint (keeps file names)
   prepare          make a training image folder (anime-faces SRC DST: crop faces with animeface)
 """
 
