@@ -13,3 +13,7 @@ __all__ += ["ProGAN"]
 from lightning_gans.models.age_cgan import AgeCGAN  # noqa: E402
 
 __all__ += ["AgeCGAN"]
+from lightning_gans.models.cyclegan import CycleGAN  # noqa: E402
+from lightning_gans.models.discogan import DiscoGAN  # noqa: E402
+
+__all__ += ["CycleGAN", "DiscoGAN"]
