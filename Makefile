@@ -12,7 +12,7 @@ export LIGHTNING_GANS_DATA := $(DATA_DIR)
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test bench bench-step bench-fid bench-toy compare extractor lint format clean
+.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality compare extractor lint format clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -44,6 +44,12 @@ bench-step: $(STAMP) ## per-step time of DCGAN in lightning-gans vs a plain PyTo
 
 bench-toy: $(STAMP) ## toy GAN mode coverage per loss × dataset (ring8, grid25) × seeds: ARGS="--seeds 1"
 	$(PY) benchmarks/bench_toy.py $(ARGS)
+
+# Real MNIST under DATA_DIR; trains lenet-mnist first if it is not cached. ~10 runs × 15 CPU-min, 2 at a time.
+bench-quality: $(STAMP) ## book vs recommended MNIST recipes, 15 CPU-min each: FID/IS/class coverage table
+	@$(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" 2>/dev/null \
+		|| $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
+	$(PY) benchmarks/bench_quality.py --data_dir $(DATA_DIR) $(ARGS)
 
 bench-fid: $(STAMP) ## one FID evaluation (N=10k): our callback core vs torchmetrics directly, and the cache
 	$(PY) benchmarks/bench_fid.py $(ARGS)
