@@ -8,11 +8,14 @@ import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
-from data_factories import write_jpg, write_pix2pix
+from data_factories import write_cyclegan, write_jpg, write_pix2pix
 from PIL import Image
 from torch import nn
 
-from lightning_gans.cli import main
+from datamodules.unpaired import UnpairedDataModule
+from lightning_gans.cli import RUN_DIR_ENV, main
+from lightning_gans.models.cyclegan import CycleGAN
+from lightning_gans.outputs import to_uint8
 from lightning_gans.translate import translate_images
 
 
@@ -138,3 +141,34 @@ def test_translate_command(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
         main(["translate", "--ckpt", str(ckpt), "--input", str(tmp_path / "nothing"), "--direction", "AtoB",
               "--out", str(out)])  # fmt: skip
     assert exit_info.value.code == 1 and "nothing does not exist" in capsys.readouterr().err
+
+
+def test_translate_real_cyclegan_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiny CycleGAN trained 2 steps by `lightning-gans fit` on CycleGAN folders: translate = G_AB on the test
+    transform's input, and outputs keep the input names."""
+    data = write_cyclegan(tmp_path / "h2z", counts=(4, 4, 3, 3), size=40)
+    monkeypatch.setenv("LIGHTNING_GANS_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.delenv(RUN_DIR_ENV, raising=False)
+    monkeypatch.setattr("sys.argv", ["lightning-gans"])
+    nets = []
+    for name, cls, width in (("G_AB", "ResnetGenerator", "base_channels"), ("G_BA", "ResnetGenerator", "base_channels"),
+                             ("D_A", "PatchGANDiscriminator", "base_channels"),
+                             ("D_B", "PatchGANDiscriminator", "base_channels")):  # fmt: skip
+        nets += [f"--model.{name}=lightning_gans.networks.translation.{cls}", f"--model.{name}.init_args.{width}=4"]
+    nets += ["--model.G_AB.init_args.num_blocks=1", "--model.G_BA.init_args.num_blocks=1"]
+    main(["fit", "--model=lightning_gans.models.cyclegan.CycleGAN", "--model.image_size=32", *nets,
+          "--data=datamodules.unpaired.UnpairedDataModule", f"--data.dataset={data}", "--data.image_size=32",
+          "--data.load_size=36", "--data.batch_size=2", "--data.download=false", "--trainer.max_steps=2",
+          "--trainer.limit_val_batches=0", "--trainer.enable_progress_bar=false", "--trainer.accelerator=cpu",
+          "--trainer.devices=1", "--trainer.enable_model_summary=false", "--experiment=tiny"])  # fmt: skip
+    (ckpt,) = (tmp_path / "runs" / "tiny").glob("*/checkpoints/last.ckpt")
+    report = translate_images(ckpt, data / "testA", "AtoB", tmp_path / "out", batch_size=2)
+    assert [Path(p).name for p in report["written"]] == ["000.png", "001.png", "002.png"]
+    model = CycleGAN.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
+    dm = UnpairedDataModule(str(data), image_size=32, download=False)
+    expected = to_uint8(model.G_AB.eval()(torch.stack([dm.domain_dataset("A")[i] for i in range(3)])))
+    for index in range(3):
+        written = torch.from_numpy(np.array(Image.open(tmp_path / "out" / f"{index:03d}.png"))).permute(2, 0, 1)
+        assert written.shape == (3, 32, 32)
+        assert (written.int() - expected[index].int()).abs().max() <= 1
