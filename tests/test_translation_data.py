@@ -201,6 +201,22 @@ def test_sampler_same_on_every_rank_and_fixed_order() -> None:
         PairSampler(3, 2, 3, paired=True)
 
 
+def test_sampler_under_lightnings_distributed_wrapper() -> None:
+    """Under DDP Lightning wraps a custom sampler in DistributedSamplerWrapper: each rank lists the sampler itself
+    (same seed and epoch → same list) and takes every 2nd pair, so the two shards interleave to the 1-process epoch."""
+    from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
+
+    whole = list(PairSampler(7, 4, 7, paired=False, seed=1))
+    shards = [
+        list(
+            DistributedSamplerWrapper(PairSampler(7, 4, 7, paired=False, seed=1), num_replicas=2, rank=r, shuffle=False)
+        )
+        for r in range(2)
+    ]
+    assert [len(s) for s in shards] == [4, 4]  # 7 pairs padded to 8 by the standard DistributedSampler
+    assert [pair for step in zip(*shards, strict=True) for pair in step][:7] == whole
+
+
 # ---------------------------------------------------------------------------------------------- missing / download
 def _offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     asked: list[str] = []
