@@ -1,6 +1,7 @@
 """``lightning-gans prepare``: turn downloaded pictures into a training folder.
 
     lightning-gans prepare anime-faces SRC DST [--size 64]
+    lightning-gans prepare pix2pix-split SRC DST
 
 ``anime-faces`` is the crop step of *GAN Projects* ch. 4 (reference: gan-projects-and-dcgan.md §5): for every
 picture under SRC (recursive), detect faces with ``animeface.detect`` (``pip install animeface``), crop the
@@ -9,6 +10,13 @@ picture under SRC (recursive), detect faces with ``animeface.detect`` (``pip ins
 named. The seed wrote every face to one fixed file name; here each output is named
 ``<running number>_<source stem>.png`` (unique, in sorted source order). Train on DST with
 ``experiments/dcgan_anime.yaml`` (``--data.folder=DST``).
+
+``pix2pix-split`` is the DiscoGAN chapter's ``image_split.py`` (reference: translation-discogan-cyclegan.md §1.1):
+every side-by-side JPG of ``SRC/train`` (and ``SRC/val``) is cut at half width into ``DST/trainA`` (left half) and
+``DST/trainB`` (right half) (``testA``/``testB`` from ``val``), same file name in both, JPEG quality 95 — the
+CycleGAN folder layout of ``datamodules.unpaired``. **Book bug fixed:** the chapter's script saves the A half into
+``trainB`` too, so both domains hold sketches; here ``trainB`` gets the B half. (``datamodules.paired`` reads the
+side-by-side files directly — ``mode: unpaired`` is DiscoGAN's unpaired training without this step.)
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ from typing import Any
 
 from PIL import Image
 
-from datamodules._images import DECODE_ERRORS, describe_files
+from datamodules._images import DECODE_ERRORS, describe_files, read_rgb
 from datamodules.image_folder import find_images
 
 Detector = Callable[[Image.Image], list[Any]]
@@ -83,6 +91,34 @@ def crop_anime_faces(
     return {"saved": saved, "no_face": no_face, "unreadable": unreadable}
 
 
+def split_pix2pix(src: Path, dst: Path, quality: int = 95) -> dict[str, int]:
+    """Cut every side-by-side image of ``src/train`` and ``src/val`` into ``dst/{train,test}{A,B}`` (see the module
+    docstring); returns ``{"trainA": n, "trainB": n, ...}``. Unreadable files are named in one error."""
+    from datamodules._translation import Half, list_images
+
+    counts: dict[str, int] = {}
+    splits = [(name, out) for name, out in (("train", "train"), ("val", "test")) if (src / name).is_dir()]
+    if not splits or not list_images(src / splits[0][0]):
+        raise FileNotFoundError(f"no side-by-side images in {src}/train (the pix2pix layout: train/*.jpg, val/*.jpg)")
+    unreadable = []
+    for name, out in splits:
+        for path in list_images(src / name):
+            try:
+                image = read_rgb(path)
+            except DECODE_ERRORS:
+                unreadable.append(f"{name}/{path.name}")
+                continue
+            for domain in ("A", "B"):  # the chapter wrote the A half into trainB as well (its bug)
+                folder = dst / f"{out}{domain}"
+                folder.mkdir(parents=True, exist_ok=True)
+                half = Half(domain)(image).permute(1, 2, 0).numpy()
+                Image.fromarray(half).save(folder / f"{path.stem}.jpg", quality=quality)
+                counts[f"{out}{domain}"] = counts.get(f"{out}{domain}", 0) + 1
+    if unreadable:
+        raise FileNotFoundError(f"{describe_files(unreadable)} in {src} are not readable images: re-extract them")
+    return counts
+
+
 def prepare_command(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="lightning-gans prepare", description="Prepare a training image folder.")
     tasks = parser.add_subparsers(dest="task", required=True)
@@ -93,9 +129,23 @@ def prepare_command(argv: list[str]) -> None:
     anime.add_argument("src", type=Path, help="folder of downloaded pictures (searched recursively)")
     anime.add_argument("dst", type=Path, help="output folder of face crops (created)")
     anime.add_argument("--size", type=int, default=64, help="output side in pixels (default 64, the seed's)")
+    split = tasks.add_parser(
+        "pix2pix-split",
+        help="cut pix2pix side-by-side JPGs (SRC/train, SRC/val) into DST/trainA, trainB, testA, testB",
+    )
+    split.add_argument("src", type=Path, help="pix2pix dataset folder holding train/ (and val/)")
+    split.add_argument("dst", type=Path, help="output folder for the CycleGAN layout (created)")
     args = parser.parse_args(argv)
     if not args.src.is_dir():
         parser.error(f"SRC {args.src} is not a folder")
+    if args.task == "pix2pix-split":
+        try:
+            counts = split_pix2pix(args.src, args.dst)
+        except FileNotFoundError as err:
+            print(f"lightning-gans prepare: error: {err}", file=sys.stderr)
+            sys.exit(1)
+        print(f"wrote {', '.join(f'{n} {k}' for k, n in counts.items())} to {args.dst}")
+        return
     try:
         report = crop_anime_faces(args.src, args.dst, size=args.size)
     except (MissingPackageError, FileNotFoundError) as err:

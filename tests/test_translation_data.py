@@ -316,3 +316,23 @@ def test_make_mnist_edges_missing_mnist(tmp_path: Path, capsys: pytest.CaptureFi
         script.main(["--data_dir", str(tmp_path), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 1
     assert "MNIST IDX files not found" in capsys.readouterr().err
+
+
+def test_prepare_pix2pix_split_puts_b_into_train_b(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The DiscoGAN chapter's image_split.py wrote the A half into trainB too; here trainB holds the B half."""
+    from lightning_gans.cli import main
+
+    write_pix2pix(tmp_path / "pairs", n_train=5, n_val=3, size=32)
+    main(["prepare", "pix2pix-split", str(tmp_path / "pairs"), str(tmp_path / "split")])
+    assert "wrote 5 trainA, 5 trainB, 3 testA, 3 testB" in capsys.readouterr().out
+    dm = _unpaired(tmp_path / "split", image_size=32, load_size=None, flip=False)
+    train_a, train_b = dm.domain_dataset("A", "train"), dm.domain_dataset("B", "train")
+    assert [p.name for p in train_a.paths] == [p.name for p in train_b.paths] == [f"{i:03d}_AB.jpg" for i in range(5)]
+    assert train_a[0][0, -1, -1].item() == pytest.approx(RED, abs=0.03)  # A: the red left half
+    assert train_b[0][2, -1, -1].item() == pytest.approx(RED, abs=0.03)  # B: the blue right half (the bug: red)
+    assert train_b[0][0, -1, -1].item() == pytest.approx(-1, abs=0.03)
+    assert _green_index(torch.stack([dm.domain_dataset("B")[i] for i in range(3)])) == [5, 6, 7]  # val → test
+    (tmp_path / "pairs" / "val" / "009_AB.jpg").write_bytes(b"broken")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "pix2pix-split", str(tmp_path / "pairs"), str(tmp_path / "again")])
+    assert exit_info.value.code == 1 and "val/009_AB.jpg) in" in capsys.readouterr().err
