@@ -19,3 +19,6 @@ __all__ += ["ProgressiveGrowing"]
 from lightning_gans.callbacks.translation import TranslationGridCallback, TranslationQualityCallback  # noqa: E402
 
 __all__ += ["TranslationGridCallback", "TranslationQualityCallback"]
+from lightning_gans.callbacks.voxels import VoxelQualityCallback, VoxelRenderCallback  # noqa: E402
+
+__all__ += ["VoxelQualityCallback", "VoxelRenderCallback"]

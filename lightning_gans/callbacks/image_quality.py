@@ -42,7 +42,7 @@ from lightning_gans.quality import (
     metric_names,
 )
 
-SUMMARIES = {"fid": "min", "kid": "min", "is": "max", "cond_acc": "max", "coverage": "max", "class_kl": "min"}
+SUMMARIES = {"fid": "min", "kid": "min", "is": "max", "cond_acc": "max", "coverage": "max", "class_kl": "min", "mmd": "min"}
 
 
 class CollapseWarning(UserWarning):

@@ -17,3 +17,6 @@ from lightning_gans.models.cyclegan import CycleGAN  # noqa: E402
 from lightning_gans.models.discogan import DiscoGAN  # noqa: E402
 
 __all__ += ["CycleGAN", "DiscoGAN"]
+from lightning_gans.models.gan3d import GAN3D  # noqa: E402
+
+__all__ += ["GAN3D"]

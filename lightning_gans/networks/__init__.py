@@ -11,3 +11,6 @@ __all__ += ["ProGANDiscriminator", "ProGANGenerator"]
 from lightning_gans.networks.age_cgan import AgeDiscriminator, AgeEncoder, AgeGenerator  # noqa: E402
 
 __all__ += ["AgeDiscriminator", "AgeEncoder", "AgeGenerator"]
+from lightning_gans.networks.gan3d import VoxelDiscriminator, VoxelGenerator  # noqa: E402
+
+__all__ += ["VoxelDiscriminator", "VoxelGenerator"]
