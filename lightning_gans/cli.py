@@ -279,7 +279,8 @@ project commands:
   interpolate      latent interpolation strips (PNG) and a GIF from a checkpoint
   age              re-render face pictures at all six ages with an Age-cGAN checkpoint (grid PNG)
   translate        translate images A→B or B→A with a CycleGAN/DiscoGAN checkpoint (keeps file names)
-  prepare          make a training image folder (anime-faces SRC DST: crop faces with animeface)
+  prepare          make a training image folder (anime-faces SRC DST: crop faces with animeface;
+                   pix2pix-split SRC DST: side-by-side JPGs → trainA/trainB/testA/testB)
 """
 
 
