@@ -88,10 +88,12 @@ class AgeCGAN(CGAN):
         generator = generator or AgeGenerator(latent_dim=latent_dim)
         image_size = getattr(generator, "image_size", 64)
         discriminator = discriminator or AgeDiscriminator(num_classes=generator.num_classes, image_size=image_size)
+        modules = (encoder, face_recognition)
+        # save_hyperparameters (in the base) reads these locals; modules built in Python are not config values
+        # (under LightningCLI the config's class_path dicts are saved instead, so `sample`/`age` can rebuild them).
+        encoder = face_recognition = None
         super().__init__(generator=generator, discriminator=discriminator, **kwargs)
-        for name in ("encoder", "face_recognition"):  # modules built in Python are not config values
-            if isinstance(self.hparams.get(name), nn.Module):
-                del self.hparams[name]
+        encoder, face_recognition = modules
         self.encoder = encoder or AgeEncoder(latent_dim=latent_dim, image_size=image_size)
         if getattr(self.encoder, "latent_dim", latent_dim) != latent_dim:
             raise ValueError(f"the encoder outputs latent_dim={self.encoder.latent_dim}, G expects {latent_dim}")

@@ -1,0 +1,164 @@
+"""Does the Age-cGAN's age label control the output? Stage 1 on synthetic age-dependent faces, measured.
+
+1. Data: ``benchmarks/make_age_faces.py`` faces (written if ``DATA/wiki_crop`` is missing), loaded by the real
+   ``WikiFacesDataModule`` at 32×32.
+2. Judge: a small CNN age-bin classifier trained on 80 % of the real synthetic faces (seeded split); its accuracy on
+   the other 20 % is printed — the ceiling for the generated images.
+3. Generator: ``lightning-gans fit --config experiments/age_cgan_synthetic.yaml`` in-process, one CPU thread,
+   ``--steps`` GAN steps or ``--minutes`` wall time, whichever comes first.
+4. Measurement, on ``--n`` latents z each rendered at all six ages (only the label changes):
+   * conditional accuracy: the judge recognises the requested bin (chance 1/6) — trained G vs. untrained G;
+   * label effect: mean |G(z, a) − G(z, b)| over a ≠ b (same z) vs. mean |G(z, a) − G(z′, a)| (same age);
+   * per-bin mean "hair" brightness (the band above the face, rows 3–8 of 32) for generated and real faces.
+
+Prints only::
+
+    .venv/bin/python benchmarks/bench_age_cgan.py [--data data/age_faces] [--steps 3000] [--minutes 18] [--n 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+HAIR_ROWS = slice(3, 9)  # 32-px rows covering the hair cap of make_age_faces' faces
+
+
+def age_judge() -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, 6),
+    )
+
+
+def load_all(datamodule) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for x, y in torch.utils.data.DataLoader(datamodule._load(), batch_size=256):
+        images.append(x)
+        labels.append(y)
+    return torch.cat(images), torch.cat(labels)
+
+
+def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int = 4) -> tuple[nn.Module, float]:
+    """The judge and its held-out accuracy (80/20 seeded split)."""
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
+    cut = int(0.8 * len(images))
+    train, held = order[:cut], order[cut:]
+    judge = age_judge()
+    optimizer = torch.optim.Adam(judge.parameters(), lr=2e-3)
+    for _ in range(epochs):
+        for batch in train[torch.randperm(len(train))].split(64):
+            loss = F.cross_entropy(judge(images[batch]), labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    judge.eval()
+    with torch.no_grad():
+        accuracy = (judge(images[held]).argmax(1) == labels[held]).float().mean().item()
+    return judge, accuracy
+
+
+@torch.no_grad()
+def measure(module, judge: nn.Module, n: int) -> dict:
+    torch.manual_seed(1)
+    z = module.sample_noise(n)
+    ages = torch.arange(6)
+    grid = torch.stack([module.sample(n, noise=z, labels=torch.full((n,), a)) for a in ages])  # 6×n×3×32×32
+    predicted = judge(grid.flatten(0, 1)).argmax(1).view(6, n)
+    accuracy = (predicted == ages[:, None]).float().mean().item()
+    label_effect = torch.stack([(grid[a] - grid[b]).abs().mean() for a in range(6) for b in range(6) if a != b]).mean()
+    latent_effect = (grid - grid.roll(1, dims=1)).abs().mean()
+    hair = grid[:, :, :, HAIR_ROWS, :].mean(dim=(1, 2, 3, 4))
+    return {
+        "accuracy": accuracy,
+        "label_effect": label_effect.item(),
+        "latent_effect": latent_effect.item(),
+        "hair": hair.tolist(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=REPO / "data" / "age_faces")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--minutes", type=float, default=18.0)
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "bench_age_cgan")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    from make_age_faces import make_age_faces
+
+    from datamodules.wiki_faces import AGE_BIN_NAMES, WikiFacesDataModule
+    from lightning_gans.cli import main as cli_main
+    from lightning_gans.models import AgeCGAN
+    from lightning_gans.networks.age_cgan import AgeDiscriminator, AgeGenerator
+    from lightning_gans.sampling import load_module
+
+    if not (args.data / "wiki_crop" / "wiki.mat").is_file():
+        make_age_faces(args.data)
+    datamodule = WikiFacesDataModule(str(args.data), image_size=32, interpolation="bilinear", download=False)
+    images, labels = load_all(datamodule)
+    print(
+        f"data: {len(images)} faces, per bin {torch.bincount(labels, minlength=6).tolist()}, "
+        f"dropped {datamodule.dropped}"
+    )
+    judge, judge_accuracy = train_judge(images, labels)
+    print(f"judge: held-out age-bin accuracy on real faces {judge_accuracy:.3f}")
+    real_hair = [images[labels == a][:, :, HAIR_ROWS, :].mean().item() for a in range(6)]
+
+    untrained = AgeCGAN(
+        generator=AgeGenerator(image_size=32, base_channels=64, hidden=512),
+        discriminator=AgeDiscriminator(image_size=32, base_channels=32),
+    )
+    before = measure(untrained, judge, args.n)
+    runs = args.runs / time.strftime("%Y%m%d-%H%M%S")
+    os.environ["LIGHTNING_GANS_RUNS"] = str(runs)
+    limit = f"00:00:{int(args.minutes):02d}:{int(60 * (args.minutes % 1)):02d}"
+    start = time.perf_counter()
+    cli_main(
+        [
+            "fit",
+            "--config",
+            str(REPO / "experiments" / "age_cgan_synthetic.yaml"),
+            f"--data.data_dir={args.data}",
+            f"--trainer.max_steps={args.steps}",
+            f"--trainer.max_time={limit}",
+            "--trainer.enable_progress_bar=false",
+        ]
+    )
+    minutes = (time.perf_counter() - start) / 60
+    ckpt = next(runs.glob("age_cgan_synthetic/*/checkpoints/last.ckpt"))
+    steps = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+    after = measure(load_module(ckpt), judge, args.n)
+    print(f"\nstage 1 (cgan): {steps} GAN steps in {minutes:.1f} min wall, 1 thread; checkpoint {ckpt}")
+    print(
+        "| generator | judge accuracy on the requested age (chance 0.167) | mean abs diff, label changed | "
+        "mean abs diff, z changed |"
+    )
+    print("|---|---|---|---|")
+    for name, result in (("untrained", before), ("trained", after)):
+        print(f"| {name} | {result['accuracy']:.3f} | {result['label_effect']:.3f} | {result['latent_effect']:.3f} |")
+    print("\n| age bin | " + " | ".join(AGE_BIN_NAMES) + " |\n|---|" + "---|" * 6)
+    print("| hair brightness, real | " + " | ".join(f"{v:+.2f}" for v in real_hair) + " |")
+    print("| hair brightness, generated | " + " | ".join(f"{v:+.2f}" for v in after["hair"]) + " |")
+
+
+if __name__ == "__main__":
+    main()
