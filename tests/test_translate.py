@@ -172,3 +172,36 @@ def test_translate_real_cyclegan_checkpoint(tmp_path: Path, monkeypatch: pytest.
         written = torch.from_numpy(np.array(Image.open(tmp_path / "out" / f"{index:03d}.png"))).permute(2, 0, 1)
         assert written.shape == (3, 32, 32)
         assert (written.int() - expected[index].int()).abs().max() <= 1
+
+
+def test_translation_labels_benchmark(tmp_path: Path) -> None:
+    """benchmarks/translation_labels.py on a make_mnist_edges set: labels from the names, chance-level agreement of
+    a constant classifier, cycle L1 of the stand-in (A: |flip(−a) − a|, B: |−flip(b) − b|)."""
+    import importlib.util
+
+    from data_factories import write_mnist_edges, write_mnist_idx
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "translation_labels.py"
+    spec = importlib.util.spec_from_file_location("translation_labels", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    write_mnist_edges(write_mnist_idx(tmp_path), n_train=20, n_val=16)
+    seen = []
+
+    def always_three(images: torch.Tensor) -> torch.Tensor:
+        seen.append((tuple(images.shape), images.dtype))
+        return torch.nn.functional.one_hot(torch.full((len(images),), 3), 10).float()
+
+    for folder in ("mnist_edges", "mnist_edges_unpaired"):
+        domain_a, domain_b = bench.load_test_domains(tmp_path / folder, 32)
+        assert bench.labels_from_names(domain_b).tolist() == [i % 10 for i in range(16)]
+        result = bench.evaluate(ColourFlip(image_size=32).translate, domain_a, domain_b, always_three, batch_size=6)
+        assert result["agree_AtoB"] == result["agree_BtoAtoB"] == result["real_B"] == 2 / 16  # labels 3 and 13 % 10
+        a = torch.stack([domain_a[i] for i in range(16)])
+        b = torch.stack([domain_b[i] for i in range(16)])
+        assert result["cycle_l1_A"] == pytest.approx((-a).flip(-1).sub(a).abs().mean().item(), rel=1e-5)
+        assert result["cycle_l1_B"] == pytest.approx((-b.flip(-1)).sub(b).abs().mean().item(), rel=1e-5)
+        assert result["cycle_l1_A"] > 0.1
+    assert set(seen) == {((6, 3, 28, 28), torch.uint8), ((4, 3, 28, 28), torch.uint8)}
+    few = bench.evaluate(ColourFlip(image_size=32).translate, domain_a, domain_b, always_three, n=5)
+    assert few["n_A"] == few["n_B"] == 5 and few["real_B"] == 1 / 5
