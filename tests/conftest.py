@@ -55,4 +55,8 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_mnist_edges(root)
     write_wiki_crop(root, copies=2)  # wiki_crop/wiki.mat (real struct layout) + JPGs: 14 usable faces, 6 dropped
     write_torchvision_weights("inception_v3")  # age_cgan_wiki_identity's FR, in this session's $TORCH_HOME cache
+    from data_factories import write_voxel_shapes
+
+    write_voxel_shapes(root / "shapenet", train=16, test=4, categories=["airplane"])  # gan3d_shapenet.yaml
+    write_voxel_shapes(root / "voxel-shapes", train=4, test=2)  # gan3d_shapes32.yaml: 5 categories, 20 train shapes
     return root

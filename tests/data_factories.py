@@ -231,3 +231,39 @@ def write_torchvision_weights(arch: str, weights: str = "DEFAULT") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(model.state_dict(), path)
     return path
+
+
+# ---------------------------------------------------------------------------------------------- voxels
+def write_voxel_shapes(
+    root: Path, train: int = 8, test: int = 4, seed: int = 0, categories: list[str] | None = None
+) -> Path:
+    """The procedural voxel set of ``benchmarks/make_voxel_shapes.py`` (loaded from that script, so tests run the
+    real generator): ``root/volumetric_data/<category>/30/{train,test}/*.mat``, 30³ ``instance`` grids written with
+    ``scipy.io.savemat`` — the 3D ShapeNets layout. Returns ``root``."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "make_voxel_shapes.py"
+    spec = importlib.util.spec_from_file_location("make_voxel_shapes", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.write_voxel_shapes(Path(root), train, test, seed, categories)
+
+
+def write_binvox(path: Path, volume: np.ndarray, translate: tuple[float, ...] = (0.0, 0.0, 0.0)) -> Path:
+    """``volume`` (bool, indexed [x, y, z]) as a ``.binvox`` file: the ASCII header (``#binvox 1``, ``dim``,
+    ``translate``, ``scale``, ``data``) and (value, count ≤ 255) byte pairs over the voxels in x-z-y order (y
+    fastest), as the format's documentation specifies."""
+    flat = np.asarray(volume, dtype=bool).transpose(0, 2, 1).reshape(-1).astype(np.uint8)
+    pairs = bytearray()
+    start = 0
+    while start < flat.size:
+        value, end = flat[start], start
+        while end < flat.size and flat[end] == value and end - start < 255:
+            end += 1
+        pairs += bytes([int(value), end - start])
+        start = end
+    dims = " ".join(str(d) for d in volume.shape)
+    header = f"#binvox 1\ndim {dims}\ntranslate {' '.join(map(str, translate))}\nscale 1.0\ndata\n".encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(header + bytes(pairs))
+    return path

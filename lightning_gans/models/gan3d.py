@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
 from lightning_gans.models.base import Batch, GANModule
@@ -58,8 +59,8 @@ class GAN3D(GANModule):
         noise_std: float = 0.33,
         d_steps: Literal["joint", "real_then_fake"] = "real_then_fake",
         d_accuracy_gate: float | None = None,
-        optimizer_g: Any = _adam_g,
-        optimizer_d: Any = _adam_d,
+        optimizer_g: OptimizerCallable = _adam_g,
+        optimizer_d: OptimizerCallable = _adam_d,
         **kwargs: Any,
     ) -> None:
         if d_accuracy_gate is not None and not 0.0 < d_accuracy_gate <= 1.0:
