@@ -43,7 +43,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from datamodules._images import ImageFiles, image_loader, to_signed_unit
+from datamodules._images import ImageFiles, RealImages, image_loader, to_signed_unit
 from datamodules._paths import DatasetNotFoundError, resolve_data_dir
 
 URL = "https://data.vision.ee.ethz.ch/cvl/rrothe/imdb-wiki/static/{name}_crop.tar"
@@ -167,23 +167,6 @@ class AgeLabelledFaces(ImageFiles):
         return image, self.labels[i]
 
 
-class RealFaces:
-    """Lazy tensor-indexable view of the images of an :class:`AgeLabelledFaces` (for the quality callbacks)."""
-
-    def __init__(self, dataset: AgeLabelledFaces) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int | slice | Sequence[int] | Tensor) -> Tensor:
-        if isinstance(index, int):
-            return self.dataset[index][0]
-        indices = range(len(self))[index] if isinstance(index, slice) else index
-        indices = [int(i) for i in (indices.tolist() if isinstance(indices, Tensor) else indices)]
-        return torch.stack([self.dataset[i][0] for i in indices])
-
-
 class WikiFacesDataModule(pl.LightningDataModule):
     """IMDB-WIKI face crops in [-1, 1] with six age-bin labels (see the module docstring)."""
 
@@ -300,10 +283,10 @@ class WikiFacesDataModule(pl.LightningDataModule):
         """Faces per age bin (length 6, empty bins included)."""
         return torch.bincount(self._load().labels, minlength=NUM_AGE_BINS).tolist()
 
-    def real_images(self, split: str = "train") -> tuple[RealFaces, Tensor]:
+    def real_images(self, split: str = "train") -> tuple[RealImages, Tensor]:
         """The faces (lazy view in [-1, 1]) and their age bins; IMDB-WIKI has no official split: all are train."""
         dataset = self._load()
-        return RealFaces(dataset), dataset.labels
+        return RealImages(ImageFiles(dataset.files, dataset.transform, dataset.root)), dataset.labels
 
     def train_dataloader(self) -> DataLoader:
         return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.num_workers)

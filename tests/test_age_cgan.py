@@ -94,7 +94,7 @@ def test_unreadable_image_replaced_with_its_own_label(tmp_path: Path) -> None:
     broken.write_bytes(b"not a jpeg")
     dm = WikiFacesDataModule(str(tmp_path), download=False)
     dm.setup("fit")
-    dataset = dm.real_images()[0].dataset
+    dataset = dm.train_dataloader().dataset
     with pytest.warns(UserWarning, match="unreadable image"):
         image, label = dataset[1]  # falls through to item 2 (age 35, bin 2)
     assert int(label) == 2

@@ -34,6 +34,18 @@ def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     return F.one_hot(labels.long(), num_classes).float()
 
 
+def _down_blocks(channels: tuple[int, ...], kernel: int, negative_slope: float) -> list[nn.Module]:
+    """Conv k s2 'same' → BN (Keras defaults) → LReLU for each consecutive (c_in, c_out) pair of ``channels``."""
+    layers: list[nn.Module] = []
+    for c_in, c_out in zip(channels, channels[1:]):
+        layers += [
+            nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2),
+            nn.BatchNorm2d(c_out, momentum=0.01, eps=1e-3),
+            nn.LeakyReLU(negative_slope),
+        ]
+    return layers
+
+
 class AgeGenerator(nn.Module):
     """G(z, age): [z ⊕ one-hot] → Dense 2048 → LReLU(0.2) → Dropout 0.2 → Dense C·s·s → BN → LReLU(0.2) →
     Dropout 0.2 → reshape C×s×s (s = image_size/8) → 3 × (Upsample ×2 nearest → Conv k5 'same': C/2, C/4, 3),
@@ -99,13 +111,7 @@ class AgeDiscriminator(nn.Module):
         self.num_classes = num_classes
         c = base_channels
         self.stem = nn.Sequential(nn.Conv2d(3, c, 3, stride=2, padding=1), nn.LeakyReLU(negative_slope))
-        layers: list[nn.Module] = []
-        for c_in, c_out in ((c + num_classes, 2 * c), (2 * c, 4 * c), (4 * c, 8 * c)):
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
-                nn.BatchNorm2d(c_out, momentum=0.01, eps=1e-3),
-                nn.LeakyReLU(negative_slope),
-            ]
+        layers = _down_blocks((c + num_classes, 2 * c, 4 * c, 8 * c), 3, negative_slope)
         side = image_size // 16
         self.body = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8 * c * side * side, 1))
         apply_init(self, init)
@@ -135,12 +141,7 @@ class AgeEncoder(nn.Module):
         self.latent_dim = latent_dim
         c = base_channels
         layers: list[nn.Module] = [nn.Conv2d(3, c, 5, stride=2, padding=2), nn.LeakyReLU(negative_slope)]
-        for c_in, c_out in ((c, 2 * c), (2 * c, 4 * c), (4 * c, 8 * c)):
-            layers += [
-                nn.Conv2d(c_in, c_out, 5, stride=2, padding=2),
-                nn.BatchNorm2d(c_out, momentum=0.01, eps=1e-3),
-                nn.LeakyReLU(negative_slope),
-            ]
+        layers += _down_blocks((c, 2 * c, 4 * c, 8 * c), 5, negative_slope)
         side = image_size // 16
         layers += [
             nn.Flatten(),
