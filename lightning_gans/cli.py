@@ -255,6 +255,7 @@ SUBCOMMANDS = {
     "train-extractor": _lazy("lightning_gans.metrics.lenet", "train_extractor_command"),
     "prepare": _lazy("lightning_gans.prepare", "prepare_command"),
     "interpolate": _lazy("lightning_gans.interpolation", "interpolate_command"),
+    "upscale": _lazy("lightning_gans.upscale", "upscale_command"),
     "age": _lazy("lightning_gans.age", "age_command"),
     "translate": _lazy("lightning_gans.translate", "translate_command"),
 }
@@ -272,11 +273,12 @@ USAGE = """usage: lightning-gans COMMAND [options]   (COMMAND --help for its opt
 
 training (LightningCLI):  fit | validate | test | predict   --config experiments/<name>.yaml [--x.y=value …]
 project commands:
-  sample           draw samples from a checkpoint into OUT.npz + OUT.png
+  sample           draw samples from a checkpoint into OUT.npz + OUT.png (voxel models: OUT.npy + OUT.png)
   eval             FID / IS / KID of a checkpoint, printed and appended to the run's metrics.jsonl
   compare          leaderboard of run directories by FID, one table per evaluation protocol
   train-extractor  train the offline feature extractor for digits (lenet-mnist)
   interpolate      latent interpolation strips (PNG) and a GIF from a checkpoint
+  upscale          super-resolve an image or a folder with an SRGAN/SRResNet checkpoint (--input, --out)
   age              re-render face pictures at all six ages with an Age-cGAN checkpoint (grid PNG)
   translate        translate images A→B or B→A with a CycleGAN/DiscoGAN checkpoint (keeps file names)
   prepare          make a training image folder (anime-faces SRC DST: crop faces with animeface;

@@ -65,7 +65,8 @@ def write_samples(
     ckpt: str | Path, n: int, out: str | Path, seed: int = 0, use_ema: bool = True, labels: list[int] | None = None
 ) -> tuple[Path, Path]:
     """Write ``OUT.npz`` (``images`` uint8 N×C×H×W, or ``samples`` float32 N×D for point data, plus
-    ``labels`` for conditional models) and ``OUT.png`` (an image grid, or a scatter plot for 2-D points).
+    ``labels`` for conditional models) and ``OUT.png`` (an image grid, or a scatter plot for 2-D points);
+    voxel models write ``OUT.npy`` (float32 occupancies N×1×D×H×W in [0, 1]) and a PNG of voxel renders instead.
 
     Conditional models: ``labels`` asks for ``n`` samples of each listed class (the PNG has one row per label);
     without it the ``n`` samples cycle through the classes. Unconditional models refuse ``labels``.
@@ -91,6 +92,12 @@ def write_samples(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     npz, png = out.with_suffix(".npz"), out.with_suffix(".png")
+    if result.dim() == 5:  # voxel volumes (3D-GAN): float32 occupancies N×1×D×H×W in OUT.npy, renders in OUT.png
+        from lightning_gans.callbacks.voxels import render_volumes
+
+        np.save(out.with_suffix(".npy"), result.float().cpu().numpy())
+        save_png(render_volumes(result.cpu()), png)
+        return out.with_suffix(".npy"), png
     arrays: dict[str, np.ndarray] = {}
     if result.dim() == 2:  # point data (toy benchmark)
         arrays["samples"] = result.float().cpu().numpy()
