@@ -10,10 +10,14 @@
    * conditional accuracy: the judge recognises the requested bin (chance 1/6) — trained G vs. untrained G;
    * label effect: mean |G(z, a) − G(z, b)| over a ≠ b (same z) vs. mean |G(z, a) − G(z′, a)| (same age);
    * per-bin mean "hair" brightness (the band above the face, rows 3–8 of 32) for generated and real faces.
+5. ``--encoder-steps N``: stage 2 (encoder) from that checkpoint, then real faces encoded and rendered at all six
+   ages (``AgeCGAN.age_faces``, what ``lightning-gans age`` draws): judge accuracy on the requested ages, and the
+   relative latent error ‖E(G(z, y)) − z‖ / ‖z‖. ``--cgan-ckpt`` reuses a stage-1 checkpoint.
 
 Prints only::
 
     .venv/bin/python benchmarks/bench_age_cgan.py [--data data/age_faces] [--steps 3000] [--minutes 18] [--n 300]
+        [--cgan-ckpt CKPT] [--encoder-steps 500]
 """
 
 from __future__ import annotations
@@ -93,6 +97,31 @@ def measure(module, judge: nn.Module, n: int) -> dict:
     }
 
 
+@torch.no_grad()
+def measure_aging(module, judge: nn.Module, faces: torch.Tensor) -> dict:
+    """Real faces encoded (z = E(x)) and rendered at all six ages: does the judge see the requested age?"""
+    aged = module.age_faces(faces).view(len(faces), 6, *faces.shape[1:])
+    predicted = judge(aged.flatten(0, 1)).argmax(1).view(len(faces), 6)
+    accuracy = (predicted == torch.arange(6)).float().mean().item()
+    torch.manual_seed(2)
+    z, ages = module.sample_noise(len(faces)), torch.randint(0, 6, (len(faces),))
+    recovered = module.encode(module.sample(len(faces), noise=z, labels=ages))
+    return {"accuracy": accuracy, "latent_error": ((recovered - z).norm(dim=1) / z.norm(dim=1)).mean().item()}
+
+
+def fit(runs: Path, data: Path, *options: str) -> tuple[Path, int, float]:
+    """``lightning-gans fit`` of age_cgan_synthetic.yaml into ``runs``: (last.ckpt, GAN steps, minutes)."""
+    from lightning_gans.cli import main as cli_main
+
+    os.environ["LIGHTNING_GANS_RUNS"] = str(runs)
+    config = str(REPO / "experiments" / "age_cgan_synthetic.yaml")
+    start = time.perf_counter()
+    cli_main(["fit", "--config", config, f"--data.data_dir={data}", "--trainer.enable_progress_bar=false", *options])
+    minutes = (time.perf_counter() - start) / 60
+    ckpt = max(runs.glob("age_cgan_synthetic/*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime)
+    return ckpt, torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"], minutes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "data" / "age_faces")
@@ -100,13 +129,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=18.0)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "bench_age_cgan")
+    parser.add_argument("--cgan-ckpt", type=Path, default=None, help="reuse a stage-1 checkpoint (skip stage 1)")
+    parser.add_argument("--encoder-steps", type=int, default=0, help="then train stage 2 (encoder) this long")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("WANDB_MODE", "disabled")
     from make_age_faces import make_age_faces
 
     from datamodules.wiki_faces import AGE_BIN_NAMES, WikiFacesDataModule
-    from lightning_gans.cli import main as cli_main
     from lightning_gans.models import AgeCGAN
     from lightning_gans.networks.age_cgan import AgeDiscriminator, AgeGenerator
     from lightning_gans.sampling import load_module
@@ -115,49 +145,45 @@ def main() -> None:
         make_age_faces(args.data)
     datamodule = WikiFacesDataModule(str(args.data), image_size=32, interpolation="bilinear", download=False)
     images, labels = load_all(datamodule)
-    print(
-        f"data: {len(images)} faces, per bin {torch.bincount(labels, minlength=6).tolist()}, "
-        f"dropped {datamodule.dropped}"
-    )
+    counts = torch.bincount(labels, minlength=6).tolist()
+    print(f"data: {len(images)} faces, per bin {counts}, dropped {datamodule.dropped}")
     judge, judge_accuracy = train_judge(images, labels)
     print(f"judge: held-out age-bin accuracy on real faces {judge_accuracy:.3f}")
     real_hair = [images[labels == a][:, :, HAIR_ROWS, :].mean().item() for a in range(6)]
-
-    untrained = AgeCGAN(
-        generator=AgeGenerator(image_size=32, base_channels=64, hidden=512),
-        discriminator=AgeDiscriminator(image_size=32, base_channels=32),
-    )
-    before = measure(untrained, judge, args.n)
     runs = args.runs / time.strftime("%Y%m%d-%H%M%S")
-    os.environ["LIGHTNING_GANS_RUNS"] = str(runs)
-    limit = f"00:00:{int(args.minutes):02d}:{int(60 * (args.minutes % 1)):02d}"
-    start = time.perf_counter()
-    cli_main(
-        [
-            "fit",
-            "--config",
-            str(REPO / "experiments" / "age_cgan_synthetic.yaml"),
-            f"--data.data_dir={args.data}",
-            f"--trainer.max_steps={args.steps}",
-            f"--trainer.max_time={limit}",
-            "--trainer.enable_progress_bar=false",
-        ]
-    )
-    minutes = (time.perf_counter() - start) / 60
-    ckpt = next(runs.glob("age_cgan_synthetic/*/checkpoints/last.ckpt"))
-    steps = torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"]
+
+    results = []
+    ckpt = args.cgan_ckpt
+    if ckpt is None:
+        untrained = AgeCGAN(
+            generator=AgeGenerator(image_size=32, base_channels=64, hidden=512),
+            discriminator=AgeDiscriminator(image_size=32, base_channels=32),
+        )
+        results.append(("untrained", measure(untrained, judge, args.n)))
+        limit = f"00:00:{int(args.minutes):02d}:{int(60 * (args.minutes % 1)):02d}"
+        ckpt, steps, minutes = fit(runs, args.data, f"--trainer.max_steps={args.steps}", f"--trainer.max_time={limit}")
+        print(f"\nstage 1 (cgan): {steps} GAN steps in {minutes:.1f} min wall, 1 thread; checkpoint {ckpt}")
     after = measure(load_module(ckpt), judge, args.n)
-    print(f"\nstage 1 (cgan): {steps} GAN steps in {minutes:.1f} min wall, 1 thread; checkpoint {ckpt}")
+    results.append(("trained", after))
     print(
         "| generator | judge accuracy on the requested age (chance 0.167) | mean abs diff, label changed | "
         "mean abs diff, z changed |"
     )
     print("|---|---|---|---|")
-    for name, result in (("untrained", before), ("trained", after)):
+    for name, result in results:
         print(f"| {name} | {result['accuracy']:.3f} | {result['label_effect']:.3f} | {result['latent_effect']:.3f} |")
     print("\n| age bin | " + " | ".join(AGE_BIN_NAMES) + " |\n|---|" + "---|" * 6)
     print("| hair brightness, real | " + " | ".join(f"{v:+.2f}" for v in real_hair) + " |")
     print("| hair brightness, generated | " + " | ".join(f"{v:+.2f}" for v in after["hair"]) + " |")
+
+    if args.encoder_steps > 0:
+        options = ["--model.stage=encoder", f"--model.cgan_ckpt={ckpt}", f"--trainer.max_steps={args.encoder_steps}"]
+        encoder_ckpt, steps, minutes = fit(runs, args.data, *options, "--trainer.callbacks=[]")
+        faces = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(3))[: args.n]]
+        aging = measure_aging(load_module(encoder_ckpt), judge, faces)
+        print(f"\nstage 2 (encoder): {steps} steps in {minutes:.1f} min wall; checkpoint {encoder_ckpt}")
+        print(f"relative latent error ‖E(G(z, y)) − z‖ / ‖z‖ on fresh pairs: {aging['latent_error']:.3f}")
+        print(f"real faces encoded and rendered at all six ages: judge accuracy {aging['accuracy']:.3f} (chance 0.167)")
 
 
 if __name__ == "__main__":
