@@ -49,6 +49,9 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = write_mnist_idx(tmp_path_factory.mktemp("data"))
     write_celeba(root, "torchvision")
     write_image_folder(root / "anime-faces")
+    from data_factories import write_vgg19_features
+
+    write_vgg19_features()  # srgan_* content loss: VGG19 weights stand-in in the (tmp) TORCH_HOME hub cache
     write_pix2pix(root / "edges2handbags")
     write_cyclegan(root / "horse2zebra")
     write_cyclegan(root / "apple2orange")

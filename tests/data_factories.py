@@ -54,6 +54,24 @@ def write_mnist_idx(root: Path, n_train: int = 256, n_test: int = 64, seed: int 
     return Path(root)
 
 
+def write_vgg19_features(num_layers: int = 16, seed: int = 0) -> Path:
+    """A stand-in for torchvision's ImageNet VGG19 weights (the SRGAN content loss): the ``features.<i>`` entries of
+    the first ``num_layers`` layers (16: up to relu3_3, 2.3M parameters), seeded random, saved where torchvision
+    caches the real file (``$TORCH_HOME/hub/checkpoints/vgg19-dcbb9e9d.pth``). Same format, no download."""
+    import torch
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from lightning_gans.networks.srgan import vgg19_weights_file
+
+    path = vgg19_weights_file()
+    if not path.is_file():
+        torch.manual_seed(seed)
+        layers = make_layers(cfgs["E"])[:num_layers]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({f"features.{k}": v for k, v in layers.state_dict().items()}, path)
+    return path
+
+
 # ---------------------------------------------------------------------------------------------- image files
 CELEBA_SIZE = (178, 218)  # width × height of img_align_celeba JPGs
 

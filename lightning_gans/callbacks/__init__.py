@@ -16,6 +16,9 @@ __all__ += ["ImageQualityCallback"]
 from lightning_gans.callbacks.progressive import ProgressiveGrowing  # noqa: E402
 
 __all__ += ["ProgressiveGrowing"]
+from lightning_gans.callbacks.super_resolution import SuperResolutionCallback  # noqa: E402
+
+__all__ += ["SuperResolutionCallback"]
 from lightning_gans.callbacks.translation import TranslationGridCallback, TranslationQualityCallback  # noqa: E402
 
 __all__ += ["TranslationGridCallback", "TranslationQualityCallback"]

@@ -10,6 +10,9 @@ __all__ = ["CGAN", "DCGAN", "GAN", "GANModule", "NonFiniteLossError", "SGAN"]
 from lightning_gans.models.progan import ProGAN  # noqa: E402
 
 __all__ += ["ProGAN"]
+from lightning_gans.models.srgan import SRGAN  # noqa: E402
+
+__all__ += ["SRGAN"]
 from lightning_gans.models.age_cgan import AgeCGAN  # noqa: E402
 
 __all__ += ["AgeCGAN"]

@@ -8,6 +8,9 @@ __all__ = ["DCGANDiscriminator28", "DCGANGenerator28", "MLPDiscriminator", "MLPG
 from lightning_gans.networks.progan import ProGANDiscriminator, ProGANGenerator  # noqa: E402
 
 __all__ += ["ProGANDiscriminator", "ProGANGenerator"]
+from lightning_gans.networks.srgan import SRGANDiscriminator, SRResNetGenerator, VGGFeatures  # noqa: E402
+
+__all__ += ["SRGANDiscriminator", "SRResNetGenerator", "VGGFeatures"]
 from lightning_gans.networks.age_cgan import AgeDiscriminator, AgeEncoder, AgeGenerator  # noqa: E402
 
 __all__ += ["AgeDiscriminator", "AgeEncoder", "AgeGenerator"]
