@@ -24,7 +24,6 @@ from torch.utils.data import Dataset
 from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from lightning_gans.outputs import to_uint8
 from lightning_gans.quality import shard_indices
 
 SPACES = ("y", "rgb")
@@ -47,7 +46,7 @@ def prepare(images: Tensor, space: str = "y", crop_border: int = 0) -> Tensor:
     """[-1, 1] images → quantised [0, 1] images in the scoring space, borders cropped."""
     if space not in SPACES:
         raise ValueError(f"space must be 'y' or 'rgb', got {space!r}")
-    out = to_uint8(images).float().div_(255.0)
+    out = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().div_(255.0)  # to_uint8 / 255, on device
     if space == "y" and out.shape[1] == 3:
         out = rgb_to_y(out)
     if crop_border:
