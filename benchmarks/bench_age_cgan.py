@@ -60,7 +60,8 @@ def load_all(datamodule) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_judge(images: torch.Tensor, labels: torch.Tensor, epochs: int = 4) -> tuple[nn.Module, float]:
-    """The judge and its held-out accuracy (80/20 seeded split)."""
+    """The judge and its held-out accuracy (80/20 seeded split, seeded initialisation and batch order)."""
+    torch.manual_seed(0)
     order = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))
     cut = int(0.8 * len(images))
     train, held = order[:cut], order[cut:]
