@@ -280,7 +280,7 @@ def write_binvox(path: Path, volume: np.ndarray, translate: tuple[float, ...] = 
             end += 1
         pairs += bytes([int(value), end - start])
         start = end
-    dims = " ".join(str(d) for d in volume.shape)
+    dims = f"{volume.shape[0]} {volume.shape[2]} {volume.shape[1]}"  # "dim depth height width": x, z, y extents
     header = f"#binvox 1\ndim {dims}\ntranslate {' '.join(map(str, translate))}\nscale 1.0\ndata\n".encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(header + bytes(pairs))
