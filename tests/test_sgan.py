@@ -97,7 +97,7 @@ class _RecordSteps(pl.Callback):
     ("kwargs", "per_iteration"),
     [
         ({}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),  # Listing 7.9
-        ({"generator_loss": "feature_matching"}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),
+        ({"feature_matching": "replace"}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),
         ({"adversarial": False}, ["d_supervised"]),  # the supervised baseline
     ],
     ids=["book", "feature_matching", "baseline"],
@@ -126,7 +126,7 @@ def test_fakes_for_d_come_from_g_in_eval_mode(mnist_root: Path, tmp_path: Path) 
 
 def test_feature_matching_generator_loss(mnist_root: Path) -> None:
     """‖E f(x) − E f(G(z))‖² on D's body features, real and fake through one BatchNorm batch."""
-    module = SGAN(latent_dim=100, generator_loss="feature_matching")
+    module = SGAN(latent_dim=100, feature_matching="replace")
     data = _data(mnist_root)
     data.setup("fit")
     (real,) = next(iter(data.train_dataloader()["unlabelled"]))
@@ -203,3 +203,26 @@ def test_test_accuracy_is_logged_over_the_whole_test_split(mnist_root: Path, tmp
         expected = (module.classify(images).argmax(dim=1) == labels).float().mean().item()
     assert logged == pytest.approx(expected, abs=1e-6)
     assert "train_accuracy" in trainer.callback_metrics and "d_supervised" in trainer.callback_metrics
+
+
+def test_feature_matching_add_keeps_the_adversarial_term(mnist_root: Path) -> None:
+    """``feature_matching="add"``: BCE through the unsupervised head on the fakes + the feature-matching term."""
+    module = SGAN(latent_dim=100, feature_matching="add")
+    module.discriminator.eval()  # no dropout: the head's logits are reproducible below
+    data = _data(mnist_root)
+    data.setup("fit")
+    (real,) = next(iter(data.train_dataloader()["unlabelled"]))
+    batch = {"labelled": [real, torch.zeros(len(real), dtype=torch.long)], "unlabelled": [real]}
+    torch.manual_seed(0)
+    logs = module.generator_step(batch)
+    torch.manual_seed(0)
+    fake = module.generator(module.sample_noise(len(real)))
+    joint = module.discriminator.features(torch.cat([real, fake]))
+    fm = feature_matching_loss(joint[: len(real)], joint[len(real) :])
+    logit = module.discriminator.unsupervised_logit(module.discriminator.head(joint[len(real) :]))
+    adversarial = get_loss("non_saturating").generator(logit)
+    torch.testing.assert_close(logs["g_fm"], fm)
+    torch.testing.assert_close(logs["g_adv"], adversarial)
+    torch.testing.assert_close(logs["loss"], adversarial + fm)
+    with pytest.raises(ValueError, match="drop feature_layer"):
+        SGAN(latent_dim=100, feature_matching="replace", feature_layer="body.0")

@@ -12,9 +12,10 @@ Per iteration (one GAN step, four optimizer steps in the order of the book's Lis
 1. supervised D step: cross-entropy of softmax(l) on the labelled batch (optimizer ``optimizer_d_supervised``);
 2. unsupervised D step on the unlabelled real batch → 1, 3. on G(z) → 0 (``optimizer_d``; the base loop's
    ``d_steps="real_then_fake"``), D's fakes made by G in inference mode like Keras ``predict``;
-4. G step with fresh z: non-saturating BCE through D's unsupervised head (``optimizer_g``), or, with
-   ``generator_loss="feature_matching"``, ‖E f(x) − E f(G(z))‖² on D's flattened body features f
-   (Salimans et al. 2016, §3.1; the real batch is the unlabelled one).
+4. G step with fresh z: non-saturating BCE through D's unsupervised head (``optimizer_g``), or, with the base
+   module's switch ``feature_matching="replace"`` (``"add"``: both), ‖E f(x) − E f(G(z))‖² on D's flattened body
+   features f (Salimans et al. 2016, §3.1; the real batch is the unlabelled one). SGAN matches its D's
+   ``features()`` (``feature_layer`` does not apply) through one joint real+fake forward (see ``generator_step``).
 The two D optimizers keep separate Adam moments on the same weights, as the book's two compiled Keras models.
 Optimizers are ordered (G, D-unsupervised, D-supervised), so index 1 is the adversarial D optimizer as in every
 other model. ``adversarial=False`` trains only step 1: the supervised baseline (same body, same labels).
@@ -29,7 +30,6 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
-from lightning_gans.losses import feature_matching_loss
 from lightning_gans.models._keras_predict import eval_mode
 from lightning_gans.models.base import Batch, GANModule
 from lightning_gans.networks.sgan import SGANDiscriminator28, SGANGenerator28
@@ -60,7 +60,6 @@ class SGAN(GANModule):
         generator: nn.Module | None = None,
         discriminator: nn.Module | None = None,
         optimizer_d_supervised: OptimizerCallable = _keras_adam,
-        generator_loss: Literal["adversarial", "feature_matching"] = "adversarial",
         adversarial: bool = True,
         d_fakes_eval_mode: bool = True,
         d_steps: Literal["joint", "real_then_fake"] = "real_then_fake",
@@ -68,8 +67,10 @@ class SGAN(GANModule):
     ) -> None:
         if kwargs.get("update", "alternating") != "alternating":
             raise ValueError("SGAN takes its four optimizer steps one after another: use update='alternating'")
-        if generator_loss not in ("adversarial", "feature_matching"):
-            raise ValueError(f"generator_loss must be 'adversarial' or 'feature_matching', got {generator_loss!r}")
+        if kwargs.get("feature_layer") is not None:
+            raise ValueError(
+                "SGAN feature matching uses its discriminator's features() (the flattened body): drop feature_layer"
+            )
         latent_dim = kwargs.get("latent_dim", 100)
         super().__init__(
             generator=generator or SGANGenerator28(latent_dim=latent_dim),
@@ -78,7 +79,7 @@ class SGAN(GANModule):
             **kwargs,
         )
         self.supervised_optimizer_factory = optimizer_d_supervised
-        for method in ("features", "unsupervised_logit"):
+        for method in ("features", "head", "unsupervised_logit"):
             if not callable(getattr(self.discriminator, method, None)):
                 raise ValueError(f"SGAN needs a discriminator with a {method}() method, like SGANDiscriminator28")
 
@@ -121,14 +122,16 @@ class SGAN(GANModule):
             return super().discriminator_step(batch, part)
 
     def generator_step(self, batch: Batch) -> dict:
-        if self.hparams.generator_loss != "feature_matching":
+        if self.hparams.get("feature_matching", "off") == "off":
             return super().generator_step(batch)
         real = self.real_samples(batch)
         # One D forward over real and fake together, so BatchNorm normalises both with the same statistics. With
         # a fake-only batch, BN would normalise away each channel's mean and scale of the fakes, and feature
         # matching would have little left to match. The real mean is a constant target (detached in the loss).
         features = self.discriminator.features(torch.cat([real, self.generate(batch)]))
-        return {"loss": feature_matching_loss(features[: len(real)], features[len(real) :])}
+        real_features, fake_features = features[: len(real)], features[len(real) :]
+        fake_logits = self.discriminator.unsupervised_logit(self.discriminator.head(fake_features))
+        return self._generator_loss(fake_logits, [real_features, fake_features])
 
     # ------------------------------------------------------------------ optimisers and the loop
     def configure_optimizers(self) -> Any:

@@ -99,9 +99,13 @@ class SGANDiscriminator28(nn.Module):
         """Flattened body output (N, 2048)."""
         return self.body(x)
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits l from body ``features`` (dropout, then the dense layer)."""
+        return self.classifier(self.dropout(features))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits l (N, num_classes): the supervised head is softmax(l)."""
-        return self.classifier(self.dropout(self.features(x)))
+        return self.head(self.features(x))
 
     @staticmethod
     def unsupervised_logit(logits: torch.Tensor) -> torch.Tensor:
