@@ -17,7 +17,7 @@
 Prints only::
 
     .venv/bin/python benchmarks/bench_age_cgan.py [--data data/age_faces] [--steps 3000] [--minutes 18] [--n 300]
-        [--cgan-ckpt CKPT] [--encoder-steps 500]
+        [--cgan-ckpt CKPT] [--encoder-steps 600] [--encoder-fixed-pairs 1000|null]
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "bench_age_cgan")
     parser.add_argument("--cgan-ckpt", type=Path, default=None, help="reuse a stage-1 checkpoint (skip stage 1)")
     parser.add_argument("--encoder-steps", type=int, default=0, help="then train stage 2 (encoder) this long")
+    parser.add_argument("--encoder-fixed-pairs", default="1000", help="the chapter's 1000, or null: fresh pairs")
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("WANDB_MODE", "disabled")
@@ -179,6 +180,7 @@ def main() -> None:
 
     if args.encoder_steps > 0:
         options = ["--model.stage=encoder", f"--model.cgan_ckpt={ckpt}", f"--trainer.max_steps={args.encoder_steps}"]
+        options.append(f"--model.encoder_fixed_pairs={args.encoder_fixed_pairs}")
         encoder_ckpt, steps, minutes = fit(runs, args.data, *options, "--trainer.callbacks=[]")
         faces = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(3))[: args.n]]
         aging = measure_aging(load_module(encoder_ckpt), judge, faces)
