@@ -147,6 +147,11 @@ class VoxelFiles(Dataset):
         return torch.from_numpy(np.ascontiguousarray(volume)).float().unsqueeze(0)
 
 
+def _in_test(relative: Path) -> bool:
+    """The fixed ~20 % ShapeNetCore test split: ``crc32(relative path) % 5 == 0``."""
+    return zlib.crc32(str(relative).encode()) % 5 == 0
+
+
 # ---------------------------------------------------------------------------------------------- datamodule
 class ShapeNetVoxelsDataModule(pl.LightningDataModule):
     """3D ShapeNets ``.mat`` or ShapeNetCore ``.binvox`` volumes (see the module docstring)."""
@@ -290,8 +295,7 @@ class ShapeNetVoxelsDataModule(pl.LightningDataModule):
             if found == "mat":
                 files = self._mat_files(split)
             else:
-                in_test = [zlib.crc32(str(p.relative_to(self.root)).encode()) % 5 == 0 for p in self._binvox_files()]
-                files = [p for p, t in zip(self._binvox_files(), in_test) if t == (split == "test")]
+                files = [p for p in self._binvox_files() if _in_test(p.relative_to(self.root)) == (split == "test")]
             if split == "train" and self.limit is not None:
                 files = files[: self.limit]
             if not files:
