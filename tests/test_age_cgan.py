@@ -240,6 +240,31 @@ def test_stages_chain_through_checkpoints(wiki_root: Path, tmp_path: Path) -> No
         _fit(small_model("identity", encoder_ckpt=str(cgan_ckpt)), wiki_root)
 
 
+def test_resume_within_a_stage_only(wiki_root: Path, tmp_path: Path) -> None:
+    trainer = _fit(small_model("cgan"), wiki_root, fast_dev_run=False, max_steps=1, enable_checkpointing=False)
+    ckpt = tmp_path / "cgan.ckpt"
+    trainer.save_checkpoint(ckpt)
+    model = small_model("cgan")
+    trainer = pl.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_checkpointing=False, max_steps=2
+    )
+    trainer.fit(
+        model,
+        WikiFacesDataModule(str(wiki_root), image_size=32, batch_size=4, download=False),
+        ckpt_path=ckpt,
+        weights_only=False,
+    )
+    assert trainer.global_step == 2  # one more GAN step after the restored one
+    with pytest.raises(ValueError, match="resumes a stage-cgan run"):
+        trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, max_steps=2)
+        trainer.fit(
+            small_model("encoder"),
+            WikiFacesDataModule(str(wiki_root), image_size=32, batch_size=4),
+            ckpt_path=ckpt,
+            weights_only=False,
+        )
+
+
 def test_fresh_start_warns(wiki_root: Path) -> None:
     with pytest.warns(UserWarning, match="cgan_ckpt is null"):
         _fit(small_model("encoder"), wiki_root)
