@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ from data_factories import (
     write_torchvision_weights,
     write_wiki_crop,
 )
+
+from lightning_gans.cli import RUN_DIR_ENV
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,3 +66,17 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_voxel_shapes(root / "shapenet", train=16, test=4, categories=["airplane"])  # gan3d_shapenet.yaml
     write_voxel_shapes(root / "voxel-shapes", train=4, test=2)  # gan3d_shapes32.yaml: 5 categories, 20 train shapes
     return root
+
+
+@pytest.fixture()
+def runs(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Environment of one in-process CLI test: the factory datasets of ``data_root``, a fresh runs dir, W&B off,
+    cwd in tmp. Returns the runs dir."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("LIGHTNING_GANS_DATA", str(data_root))
+    monkeypatch.setenv("LIGHTNING_GANS_RUNS", str(runs))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.delenv(RUN_DIR_ENV, raising=False)  # main() sets it; monkeypatch restores it afterwards
+    monkeypatch.setattr(sys, "argv", ["lightning-gans"])  # LightningCLI warns when args and sys.argv both exist
+    monkeypatch.chdir(tmp_path)
+    return runs

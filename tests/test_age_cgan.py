@@ -3,7 +3,6 @@ the ``age`` command — on generated ``wiki.mat`` files (real nested struct layo
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -16,7 +15,7 @@ from torch import nn
 
 from datamodules._paths import DatasetNotFoundError
 from datamodules.wiki_faces import WikiFacesDataModule, age_at_photo, age_bin, matlab_datenum
-from lightning_gans.cli import RUN_DIR_ENV, main
+from lightning_gans.cli import main
 from lightning_gans.models import AgeCGAN
 from lightning_gans.networks.age_cgan import AgeDiscriminator, AgeEncoder, AgeGenerator
 from lightning_gans.networks.face_recognition import (
@@ -320,18 +319,6 @@ def test_torchvision_fr_loads_cached_weights_and_preprocesses(tmp_path: Path, mo
 
 
 # ------------------------------------------------------------------------------------------ `age` command
-@pytest.fixture()
-def cli_env(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("LIGHTNING_GANS_DATA", str(data_root))
-    monkeypatch.setenv("LIGHTNING_GANS_RUNS", str(runs))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.delenv(RUN_DIR_ENV, raising=False)
-    monkeypatch.setattr(sys, "argv", ["lightning-gans"])
-    monkeypatch.chdir(tmp_path)
-    return runs
-
-
 def _cli_fit(runs: Path, stage: str) -> Path:
     config = str(REPO / "experiments" / "age_cgan_synthetic.yaml")
     quiet = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
@@ -342,8 +329,8 @@ def _cli_fit(runs: Path, stage: str) -> Path:
     return next((runs / stage).glob("*/checkpoints/last.ckpt"))
 
 
-def test_age_command_writes_six_column_grid(cli_env: Path, tmp_path: Path, capsys) -> None:
-    ckpt = _cli_fit(cli_env, "encoder")
+def test_age_command_writes_six_column_grid(runs: Path, tmp_path: Path, capsys) -> None:
+    ckpt = _cli_fit(runs, "encoder")
     faces = [tmp_path / "a.jpg", tmp_path / "b.png"]
     write_jpg(faces[0], np.full((50, 40, 3), 200, dtype=np.uint8))
     Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(faces[1])
@@ -354,8 +341,8 @@ def test_age_command_writes_six_column_grid(cli_env: Path, tmp_path: Path, capsy
     assert "2 face(s) × 6 ages" in capsys.readouterr().out
 
 
-def test_age_command_refuses_stage_one(cli_env: Path, tmp_path: Path, capsys) -> None:
-    ckpt = _cli_fit(cli_env, "cgan")
+def test_age_command_refuses_stage_one(runs: Path, tmp_path: Path, capsys) -> None:
+    ckpt = _cli_fit(runs, "cgan")
     face = tmp_path / "a.jpg"
     write_jpg(face, np.full((32, 32, 3), 100, dtype=np.uint8))
     with pytest.raises(SystemExit) as info:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -21,27 +20,13 @@ from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
 from PIL import Image
 
 from lightning_gans import cli
-from lightning_gans.cli import RUN_DIR_ENV, ConfigError, GANLightningCLI, _many, main
+from lightning_gans.cli import ConfigError, GANLightningCLI, _many, main
 
 REPO = Path(__file__).resolve().parents[1]
 # Globbed at collection time: a new experiment YAML is smoke-tested without touching this file.
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))
 QUIET = ["--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]
 CPU = ["--trainer.accelerator=cpu", "--trainer.devices=1"]
-
-
-@pytest.fixture()
-def runs(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Environment of one CLI test: factory datasets (MNIST, CelebA, an image folder; see conftest), a fresh runs
-    dir, W&B off, cwd in tmp. Returns the runs dir."""
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("LIGHTNING_GANS_DATA", str(data_root))
-    monkeypatch.setenv("LIGHTNING_GANS_RUNS", str(runs))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.delenv(RUN_DIR_ENV, raising=False)  # main() sets it; monkeypatch restores it afterwards
-    monkeypatch.setattr(sys, "argv", ["lightning-gans"])  # LightningCLI warns when args and sys.argv both exist
-    monkeypatch.chdir(tmp_path)
-    return runs
 
 
 @pytest.fixture()
