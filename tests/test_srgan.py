@@ -386,3 +386,50 @@ def test_two_stages_callback_and_upscale(runs: Path, tmp_path: Path, capsys: pyt
         assert a.size == (48, 40) and a.mode == "L" and b.size == (20, 24)
     main(["upscale", "--ckpt", str(ckpt), "--input", str(pictures / "a.png"), "--out", str(tmp_path / "one")])
     assert (tmp_path / "one" / "a.png").is_file()
+
+
+# ---------------------------------------------------------------------------------------------- DDP exactness
+def _pairs(n: int = 11) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(5)
+    return [
+        (torch.rand(3, 4, 4, generator=generator) * 2 - 1, torch.rand(3, 16, 16, generator=generator) * 2 - 1)
+        for _ in range(n)
+    ]
+
+
+def _darker(lr: torch.Tensor) -> torch.Tensor:
+    return bicubic_upscale(lr, 4) * 0.8
+
+
+def _sr_ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        values = evaluate_super_resolution(_darker, _pairs(), 11, 4, "rgb", 1, rank, world, batch_size=2)
+        torch.save(values, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
+    """Uneven shards (6 / 5 pairs), real torchmetrics sum-sync over gloo: both ranks report the 1-process scores."""
+    import multiprocessing
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_sr_ddp_worker, args=(rank, 2, port, str(tmp_path))) for rank in range(2)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+        proc.kill()
+    assert [proc.exitcode for proc in procs] == [0, 0]
+    single = evaluate_super_resolution(_darker, _pairs(), 11, 4, "rgb", 1)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert got == pytest.approx(single, rel=1e-12)
