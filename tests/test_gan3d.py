@@ -309,3 +309,35 @@ def test_fit_renders_scores_and_samples_volumes(cli_env: Path) -> None:
     assert 0.0 <= volumes.min() and volumes.max() <= 1.0
     with Image.open(out.with_suffix(".png")) as png:
         assert png.size == (320, 320)  # ceil(sqrt(3)) = 2 panels per row, 2 rows
+
+
+def test_two_process_ddp_metric_equals_one_process(cli_env: Path) -> None:
+    """2-rank CPU DDP fit (D-accuracy gate on: the decision is synchronised, nothing hangs) with the voxel metric
+    on N = 9 (shards of 5 and 4) vs the same metric of the final checkpoint in one process: identical values.
+    (Batches of one volume on both sides: oneDNN convolutions may round differently for other batch sizes, and a
+    voxel at 0.5 ± 1e-7 then flips under the threshold.)"""
+    import os
+    import subprocess
+
+    from datamodules.shapenet import ShapeNetVoxelsDataModule
+    from lightning_gans.quality import ModuleSampler
+    from lightning_gans.sampling import load_module
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}
+    cmd = [sys.executable, "-m", "lightning_gans.cli", "fit", "--config", str(REPO / "experiments/gan3d_shapes32.yaml")]
+    cmd += ["--experiment", "ddp", "--wandb.mode=disabled", "--trainer.enable_progress_bar=false"]
+    cmd += ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp", "--trainer.max_steps=2"]
+    cmd += ["--data.batch_size=2", f"--model.generator.init_args.channels={TINY_G}"]
+    cmd += [f"--model.discriminator.init_args.channels={TINY_D}", "--trainer.callbacks=[]"]
+    cmd += ["--trainer.callbacks+=lightning_gans.callbacks.VoxelQualityCallback", "--trainer.callbacks.num_samples=9"]
+    cmd += ["--trainer.callbacks.batch_size=1"]  # one volume per forward on both sides: identical conv numerics
+    proc = subprocess.run(cmd, env=env, cwd=cli_env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = (cli_env / "runs" / "ddp").iterdir()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    (ddp,) = [r for r in rows if r.get("kind") == "voxel_quality"]
+    module = load_module(run / "checkpoints" / "last.ckpt")
+    dm = ShapeNetVoxelsDataModule(folder="voxel-shapes", categories=None, resolution=32)
+    references = dm.real_volumes("test")[torch.arange(9)]
+    values, _ = evaluate_voxel_quality(ModuleSampler(module, seed=0), references, 9, batch_size=1)
+    assert values == {"coverage": ddp["coverage/voxel-iou/9"], "mmd": ddp["mmd/voxel-iou/9"]}

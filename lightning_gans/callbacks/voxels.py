@@ -161,6 +161,20 @@ class VoxelRenderCallback(Callback):
                 logger.experiment.log({"samples/voxel_points": clouds}, step=step)
 
 
+def broadcast_buffers(module: torch.nn.Module, world_size: int) -> None:
+    """Give every DDP rank rank 0's buffers (BatchNorm running statistics) before an evaluation.
+
+    DDP broadcasts buffers at the *start* of each forward; the last training forward then updates every rank's
+    running statistics with its own data, so after training the ranks' generators differ in their BN buffers and,
+    in eval mode, in their samples. Without this, a 2-process evaluation scores a mix of generators that no
+    checkpoint holds (the checkpoint is rank 0's state), and 1 and 2 processes disagree.
+    """
+    if world_size <= 1 or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        return
+    for buffer in module.buffers():
+        torch.distributed.broadcast(buffer.data, src=0)
+
+
 class VoxelQualityCallback(ImageQualityCallback):
     """Coverage / MMD by voxel IoU during training (see the module docstring); reuses the image-quality
     callback's schedule (``every_n_epochs``, ``every_n_steps``, after the last epoch) and logging."""
@@ -223,6 +237,7 @@ class VoxelQualityCallback(ImageQualityCallback):
         if self._skip or trainer.sanity_checking or trainer.global_step == self._last_step:
             return
         self._last_step = trainer.global_step
+        broadcast_buffers(pl_module, trainer.world_size)
         values, seconds = evaluate_voxel_quality(
             ModuleSampler(pl_module, seed=self.seed),
             self._reference_volumes(trainer),
