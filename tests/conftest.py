@@ -44,8 +44,8 @@ def mnist_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data root with every factory dataset the experiment YAMLs read: ``MNIST/raw/`` (as ``mnist_root``),
     CelebA in torchvision's layout (``celeba/``: 12 train / 4 valid / 4 test JPGs + partition) and an image
-    folder ``anime-faces/`` (12 mixed-format pictures); translation sets: pix2pix ``edges2handbags/`` (8 train /
-    4 val side-by-side JPGs), CycleGAN ``horse2zebra/`` and ``apple2orange/`` (trainA/trainB/testA/testB: 6/5/3/2)
+    folder ``anime-faces/`` (12 mixed-format pictures); translation sets: pix2pix ``edges2handbags/`` (20 train /
+    4 val side-by-side JPGs), CycleGAN ``horse2zebra/`` and ``apple2orange/`` (trainA/trainB/testA/testB: 20/18/3/2)
     and ``mnist_edges/`` + ``mnist_edges_unpaired/`` (64 train / 16 val, by benchmarks/make_mnist_edges.py);
     IMDB-WIKI ``wiki_crop/`` and, in the session's torchvision cache, random inception_v3 weights (the Age-cGAN
     identity stage's face recognition)."""
@@ -55,9 +55,10 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from data_factories import write_vgg19_features
 
     write_vgg19_features()  # srgan_* content loss: VGG19 weights stand-in in the (tmp) TORCH_HOME hub cache
-    write_pix2pix(root / "edges2handbags")
-    write_cyclegan(root / "horse2zebra")
-    write_cyclegan(root / "apple2orange")
+    write_pix2pix(root / "edges2handbags", n_train=20)  # ≥ 16: a batch of the test's 16 with drop_last
+    # One image per training domain: cyclegan_horse2zebra.yaml trains ResNet-9 at 256² (batch 16 would need ~35 GB).
+    write_cyclegan(root / "horse2zebra", counts=(1, 1, 3, 2))
+    write_cyclegan(root / "apple2orange", counts=(20, 18, 3, 2))
     write_mnist_edges(root)
     write_wiki_crop(root, copies=2)  # wiki_crop/wiki.mat (real struct layout) + JPGs: 14 usable faces, 6 dropped
     write_torchvision_weights("inception_v3")  # age_cgan_wiki_identity's FR, in this session's $TORCH_HOME cache
