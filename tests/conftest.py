@@ -45,8 +45,9 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data root with every factory dataset the experiment YAMLs read: ``MNIST/raw/`` (as ``mnist_root``),
     CelebA in torchvision's layout (``celeba/``: 12 train / 4 valid / 4 test JPGs + partition) and an image
     folder ``anime-faces/`` (12 mixed-format pictures); translation sets: pix2pix ``edges2handbags/`` (20 train /
-    4 val side-by-side JPGs), CycleGAN ``horse2zebra/`` and ``apple2orange/`` (trainA/trainB/testA/testB: 20/18/3/2)
-    and ``mnist_edges/`` + ``mnist_edges_unpaired/`` (64 train / 16 val, by benchmarks/make_mnist_edges.py);
+    4 val side-by-side JPGs), CycleGAN ``apple2orange/`` (trainA/trainB/testA/testB: 20/18/3/2) and
+    ``horse2zebra/`` (1/1/3/2), ``mnist_edges/`` + ``mnist_edges_unpaired/`` (64 train / 16 val, by
+    benchmarks/make_mnist_edges.py);
     IMDB-WIKI ``wiki_crop/`` and, in the session's torchvision cache, random inception_v3 weights (the Age-cGAN
     identity stage's face recognition)."""
     root = write_mnist_idx(tmp_path_factory.mktemp("data"))
