@@ -318,6 +318,24 @@ def test_torchvision_fr_loads_cached_weights_and_preprocesses(tmp_path: Path, mo
     assert not any(p.requires_grad for p in fr.parameters()) and not fr.train().training
 
 
+def test_user_face_embedding_torchscript(tmp_path: Path) -> None:
+    from lightning_gans.networks.face_recognition import UserFaceEmbedding
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    torch.jit.script(net).save(str(tmp_path / "fr.pt"))
+    fr = UserFaceEmbedding(str(tmp_path / "fr.pt"), input_size=24, input_range="unit", mean=[0.5] * 3, std=[0.25] * 3)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    pre = fr.load().preprocess(x)  # [-1, 1] → [0, 1] → 24² → (x − 0.5) / 0.25 = 2x in the project's range
+    assert pre.shape == (2, 3, 24, 24)
+    expected = torch.nn.functional.interpolate(x, size=(24, 24), mode="bilinear", align_corners=False) * 2
+    assert torch.allclose(pre, expected, atol=1e-5)
+    assert torch.allclose(fr(x), torch.nn.functional.normalize(net(expected), dim=1), atol=1e-5)
+    assert not any(p.requires_grad for p in fr.parameters())
+    with pytest.raises(FaceRecognitionWeightsError, match="does not exist"):
+        UserFaceEmbedding(str(tmp_path / "missing.pt")).load()
+
+
 # ------------------------------------------------------------------------------------------ `age` command
 def _cli_fit(runs: Path, stage: str) -> Path:
     config = str(REPO / "experiments" / "age_cgan_synthetic.yaml")

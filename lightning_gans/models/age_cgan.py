@@ -48,6 +48,13 @@ from lightning_gans.networks.age_cgan import AgeDiscriminator, AgeEncoder, AgeGe
 STAGES = ("cgan", "encoder", "identity")
 
 
+def _config_error(message: str) -> ValueError:
+    """``lightning_gans.cli.ConfigError`` (the CLI prints it as one line); imported lazily, the CLI imports models."""
+    from lightning_gans.cli import ConfigError
+
+    return ConfigError(message)
+
+
 def _chapter_adam(params: Any) -> torch.optim.Optimizer:
     """The chapter's Adam(lr 0.0002, β1 0.5, β2 0.999, epsilon 10e-8 = 1e-7) for D, G and the FR model."""
     return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), eps=1e-7)
@@ -119,7 +126,7 @@ class AgeCGAN(CGAN):
         elif self.stage == "identity":
             self._load_earlier("encoder_ckpt", ("generator", "discriminator", "encoder"), ("encoder", "identity"))
             if self.face_recognition is None:
-                raise ValueError(
+                raise _config_error(
                     "stage identity needs a face-recognition network: set model.face_recognition (e.g. "
                     "lightning_gans.networks.face_recognition.TorchvisionFaceEmbedding; age_cgan_wiki_identity.yaml)"
                 )
@@ -141,7 +148,7 @@ class AgeCGAN(CGAN):
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         trained = checkpoint.get("age_cgan_stage")
         if trained not in accepted:
-            raise ValueError(
+            raise _config_error(
                 f"Age-cGAN stage {self.stage}: {option} {path} is a stage-{trained} checkpoint; it needs one of stage "
                 f"{' or '.join(accepted)}"
             )
@@ -163,7 +170,7 @@ class AgeCGAN(CGAN):
         trained = checkpoint.get("age_cgan_stage", self.stage)
         if self._trainer is not None and trained != self.stage:
             option = "cgan_ckpt" if self.stage == "encoder" else "encoder_ckpt"
-            raise ValueError(
+            raise _config_error(
                 f"--ckpt_path resumes a stage-{trained} run, but this run is stage {self.stage}: start the stage "
                 f"from that checkpoint with --model.{option}=<path> instead"
             )

@@ -52,7 +52,8 @@ class FaceEmbedding(nn.Module):
         return self._freeze()
 
     def _freeze(self) -> FaceEmbedding:
-        self.backbone.requires_grad_(False)
+        for parameter in self.backbone.parameters():  # ScriptModules have no requires_grad_()
+            parameter.requires_grad_(False)
         return self.eval()
 
     def train(self, mode: bool = True) -> FaceEmbedding:
