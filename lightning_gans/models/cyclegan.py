@@ -31,6 +31,8 @@ eval mode (used by the sample-grid and quality callbacks and by ``lightning-gans
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from typing import Any, Literal
 
 import torch
@@ -101,23 +103,28 @@ class CycleGAN(GANModule):
         nets = self.default_networks(image_size)
         given = dict(zip(NETWORK_ARGS, (G_AB, G_BA, D_A, D_B)))
         nets.update({k: v for k, v in given.items() if v is not None})
-        super().__init__(
-            generator=nn.ModuleDict({"AB": nets["G_AB"], "BA": nets["G_BA"]}),
-            discriminator=nn.ModuleDict({"A": nets["D_A"], "B": nets["D_B"]}),
-            loss=loss,
-            optimizer_g=optimizer_g,
-            optimizer_d=optimizer_d,
-            lr_scheduler_g=lr_scheduler_g,
-            lr_scheduler_d=lr_scheduler_d,
-            lr_scheduler_interval=lr_scheduler_interval,
-            d_steps=d_steps,
-            gradient_clip_g=gradient_clip_g,
-            gradient_clip_d=gradient_clip_d,
-            num_fixed_noise=0,  # no latent: the sample grid shows fixed test images instead
-            nan_guard=nan_guard,
-        )
-        if not _built_by_cli():  # networks built in Python are weights, not hyperparameters
-            for name in NETWORK_ARGS:
+        with warnings.catch_warnings():  # Lightning warns about network arguments; they are dropped from hparams below
+            warnings.filterwarnings("ignore", message="Attribute '[GD]_(AB|BA|A|B)' is an instance of `nn.Module`")
+            super().__init__(
+                generator=nn.ModuleDict({"AB": nets["G_AB"], "BA": nets["G_BA"]}),
+                discriminator=nn.ModuleDict({"A": nets["D_A"], "B": nets["D_B"]}),
+                loss=loss,
+                optimizer_g=optimizer_g,
+                optimizer_d=optimizer_d,
+                lr_scheduler_g=lr_scheduler_g,
+                lr_scheduler_d=lr_scheduler_d,
+                lr_scheduler_interval=lr_scheduler_interval,
+                d_steps=d_steps,
+                gradient_clip_g=gradient_clip_g,
+                gradient_clip_d=gradient_clip_d,
+                num_fixed_noise=0,  # no latent: the sample grid shows fixed test images instead
+                nan_guard=nan_guard,
+            )
+        if not _built_by_cli():
+            # Networks built in Python are weights, not hyperparameters; the base's own arguments (latent_dim, …)
+            # are not options of this class, so ``load_from_checkpoint`` could not pass them back.
+            own = set(inspect.signature(CycleGAN.__init__).parameters) - set(NETWORK_ARGS)
+            for name in set(self._hparams) - own:
                 self._hparams.pop(name, None)
                 self._hparams_initial.pop(name, None)
         # The registry's LSGAN terms are ½·(s − t)²; CycleGAN's are the plain MSE (paper eq. 1 with LSGAN, the book).
