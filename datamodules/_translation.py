@@ -314,8 +314,29 @@ class TranslationDataModule(pl.LightningDataModule):
     def train_length(self, n_a: int, n_b: int) -> int:
         raise NotImplementedError
 
+    # the missing-data message: KIND dataset …; EXPECTED and EXTRACT are formatted with root / archive / parent
+    KIND = ""
+    FAMILY = ""
+    EXAMPLE = ""
+    EXPECTED = ""
+    EXTRACT = ""
+    MNIST_LAYOUT = ""
+
     def _not_found(self, reason: str, missing: list[str]) -> DatasetNotFoundError:
-        raise NotImplementedError
+        root, name = self.root.resolve(), self.dataset_name
+        url = self.ARCHIVE_URLS[0].format(name=name if name in self.KNOWN else self.EXAMPLE)
+        extract = self.EXTRACT.format(archive=url.rsplit("/", 1)[1], parent=root.parent)
+        return DatasetNotFoundError(
+            f"{self.KIND} dataset {name!r} not found under {root} ({reason}).\n"
+            f"  Missing or empty: {', '.join(f + '/' for f in missing)}\n"
+            f"  Expected {self.EXPECTED.format(root=root)}\n"
+            f"  {self.FAMILY} sets ({', '.join(self.KNOWN)}): download=True with network, or\n"
+            f"    {'' if name in self.KNOWN else 'e.g. '}wget {url} && {extract}\n"
+            f"  MNIST edges↔digits: python benchmarks/make_mnist_edges.py --data_dir <data root>{self.MNIST_LAYOUT} "
+            f"--out {root}\n"
+            "  Or point elsewhere: --data.dataset=<folder under the data root or an absolute path>, "
+            "--data.data_dir=/path or LIGHTNING_GANS_DATA=/path."
+        )
 
     # ------------------------------------------------------------------ files
     def _empty_or_absent(self, folders: Sequence[str]) -> list[str]:

@@ -48,6 +48,9 @@ class PairedDataModule(TranslationDataModule):
     KNOWN = PIX2PIX_DATASETS
     SPLIT_ALIASES = {"test": "val", "valid": "val"}
     joint = True
+    KIND, FAMILY, EXAMPLE = "paired", "pix2pix", "edges2handbags"
+    EXPECTED = "pix2pix side-by-side JPGs (domain A left, B right): {root}/train/*.jpg and {root}/val/*.jpg"
+    EXTRACT = "tar -xzf {archive} -C {parent}"
 
     def __init__(
         self,
@@ -94,17 +97,3 @@ class PairedDataModule(TranslationDataModule):
 
     def train_length(self, n_a: int, n_b: int) -> int:
         return images_per_epoch(n_a, n_b, "shorter", self.max_images_per_epoch)
-
-    def _not_found(self, reason: str, missing: list[str]) -> DatasetNotFoundError:
-        root, name = self.root.resolve(), self.dataset_name
-        url = PIX2PIX_URLS[0].format(name=name if name in PIX2PIX_DATASETS else "edges2handbags")
-        return DatasetNotFoundError(
-            f"paired dataset {name!r} not found under {root} ({reason}).\n"
-            f"  Missing or empty: {', '.join(f + '/' for f in missing)}\n"
-            f"  Expected pix2pix side-by-side JPGs (domain A left, B right): {root}/train/*.jpg and {root}/val/*.jpg\n"
-            f"  pix2pix sets ({', '.join(PIX2PIX_DATASETS)}): download=True with network, or\n"
-            f"    wget {url} && tar -xzf {url.rsplit('/', 1)[1]} -C {root.parent}\n"
-            f"  MNIST edges↔digits: python benchmarks/make_mnist_edges.py --data_dir <data root> --out {root}\n"
-            "  Or point elsewhere: --data.dataset=<folder under the data root or an absolute path>, "
-            "--data.data_dir=/path or LIGHTNING_GANS_DATA=/path."
-        )

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from datamodules._paths import DatasetNotFoundError
 from datamodules._translation import DomainSource, TranslationDataModule, images_per_epoch, list_images
 
 CYCLEGAN_URLS = (
@@ -59,6 +58,10 @@ class UnpairedDataModule(TranslationDataModule):
     SPLIT_ALIASES = {"val": "test", "valid": "test"}
     paired = False
     joint = False
+    KIND, FAMILY, EXAMPLE = "unpaired", "CycleGAN", "horse2zebra"
+    EXPECTED = "one image per file in {root}/trainA, trainB, testA, testB (A and B are the two domains)"
+    EXTRACT = "unzip {archive} -d {parent}"
+    MNIST_LAYOUT = " --layout unpaired"
 
     def __init__(
         self,
@@ -94,18 +97,3 @@ class UnpairedDataModule(TranslationDataModule):
 
     def train_length(self, n_a: int, n_b: int) -> int:
         return images_per_epoch(n_a, n_b, self.epoch_length, self.max_images_per_epoch)
-
-    def _not_found(self, reason: str, missing: list[str]) -> DatasetNotFoundError:
-        root, name = self.root.resolve(), self.dataset_name
-        url = CYCLEGAN_URLS[0].format(name=name if name in CYCLEGAN_DATASETS else "horse2zebra")
-        return DatasetNotFoundError(
-            f"unpaired dataset {name!r} not found under {root} ({reason}).\n"
-            f"  Missing or empty: {', '.join(f + '/' for f in missing)}\n"
-            f"  Expected one image per file in {root}/trainA, trainB, testA, testB (A and B are the two domains)\n"
-            f"  CycleGAN sets ({', '.join(CYCLEGAN_DATASETS)}): download=True with network, or\n"
-            f"    wget {url} && unzip {url.rsplit('/', 1)[1]} -d {root.parent}\n"
-            "  MNIST edges↔digits: python benchmarks/make_mnist_edges.py --data_dir <data root> --layout unpaired "
-            f"--out {root}\n"
-            "  Or point elsewhere: --data.dataset=<folder under the data root or an absolute path>, "
-            "--data.data_dir=/path or LIGHTNING_GANS_DATA=/path."
-        )
