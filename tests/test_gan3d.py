@@ -295,8 +295,12 @@ def test_fit_renders_scores_and_samples_volumes(cli_env: Path) -> None:
     (run,) = (cli_env / "runs" / "gan3d_shapes32").iterdir()
     with Image.open(run / "samples" / "voxels_epoch0001.png") as png:
         assert png.mode == "RGB" and png.size == (640, 640)  # 16 fixed latents: 4×4 panels of 160 px
-    clouds = run.glob("wandb/offline-run-*/files/media/object3D/samples/voxel_points_*.pts.json")
-    assert len(list(clouds)) == 16  # one W&B Object3D point cloud per fixed-noise volume (offline run)
+    clouds = list(run.glob("wandb/offline-run-*/files/media/object3D/samples/voxel_points_*.pts.json"))
+    from lightning_gans.sampling import load_module
+
+    fixed = load_module(run / "checkpoints" / "last.ckpt").sample_fixed()  # the weights the render saw
+    non_empty = int((fixed > 0.5).flatten(1).any(1).sum())
+    assert len(clouds) == non_empty >= 1  # one W&B Object3D point cloud per non-empty fixed-noise volume
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     scores = [r for r in rows if r.get("kind") == "voxel_quality"]
     assert [r["step"] for r in scores] == [0, 2]  # before training (at_start) and after the last epoch
