@@ -78,3 +78,19 @@ def append_metrics(trainer: pl.Trainer, metrics: dict[str, Any], **meta: Any) ->
     row.update({k: _jsonable(v) for k, v in metrics.items()})
     with open(run_dir(trainer) / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps(row) + "\n")
+
+
+def define_wandb_summaries(trainer: pl.Trainer, summaries: dict[str, str], owner: str) -> None:
+    """Declare W&B run summaries (``{metric name: "min" | "max"}``) on every active ``WandbLogger``, so the run
+    table shows the best value rather than the last; a disabled or odd W&B run only logs a message (``owner``)."""
+    from lightning.pytorch.loggers import WandbLogger
+    from lightning.pytorch.utilities import rank_zero_info
+
+    for logger in trainer.loggers:
+        if not isinstance(logger, WandbLogger):
+            continue
+        try:
+            for name, summary in summaries.items():
+                logger.experiment.define_metric(name, summary=summary)
+        except Exception as err:  # a disabled/odd W&B run must not break training
+            rank_zero_info(f"{owner}: W&B define_metric failed: {err}")

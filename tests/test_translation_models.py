@@ -361,3 +361,34 @@ def test_translation_quality_fid_and_cycle_l1(tmp_path: Path, monkeypatch: pytes
         assert values["fid_BtoA/tiny-test/16"] > 0.01
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert any('"kind": "translation_quality"' in line and '"resize_to": 28' in line for line in lines)
+
+
+def test_wandb_summaries_are_declared_and_failures_do_not_break_training(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    from lightning_gans.outputs import define_wandb_summaries
+
+    class Run:
+        def __init__(self, fail: bool) -> None:
+            self.fail, self.defined = fail, []
+
+        def define_metric(self, name: str, summary: str) -> None:
+            if self.fail:
+                raise RuntimeError("disabled run")
+            self.defined.append((name, summary))
+
+    class RecordingWandb(WandbLogger):
+        run = Run(False)
+
+        @property
+        def experiment(self) -> Run:
+            return self.run
+
+    logger = RecordingWandb(offline=True, save_dir=str(tmp_path))
+    trainer = SimpleNamespace(loggers=[logger])
+    define_wandb_summaries(trainer, {"fid_AtoB/tiny-test/16": "min", "cycle_l1_A/test": "min"}, "test")
+    assert logger.run.defined == [("fid_AtoB/tiny-test/16", "min"), ("cycle_l1_A/test", "min")]
+    logger.run = Run(True)
+    define_wandb_summaries(trainer, {"fid_BtoA/tiny-test/16": "min"}, "test")  # logged, not raised

@@ -18,7 +18,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_gans.callbacks._timing import epoch_due
 from lightning_gans.callbacks.image_quality import ImageQualityCallback, _config_error, _progress
 from lightning_gans.metrics import ReferenceCache, check_extractor
-from lightning_gans.outputs import append_metrics, log_image, make_grid
+from lightning_gans.outputs import append_metrics, define_wandb_summaries, log_image, make_grid
 from lightning_gans.quality import count_label, evaluate_image_quality, make_protocol, shard_indices
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))  # (direction, source domain, target domain)
@@ -215,15 +215,6 @@ class TranslationQualityCallback(ImageQualityCallback):
 
     def _define_summaries(self, trainer: pl.Trainer) -> None:
         """Every value here is better lower: W&B "min" summaries."""
-        if self._summaries_defined:
-            return
-        self._summaries_defined = True
-        from lightning.pytorch.loggers import WandbLogger
-
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                try:
-                    for name in self.names.values():
-                        logger.experiment.define_metric(name, summary="min")
-                except Exception as err:  # a disabled/odd W&B run must not break training
-                    rank_zero_info(f"TranslationQualityCallback: W&B define_metric failed: {err}")
+        if not self._summaries_defined:
+            self._summaries_defined = True
+            define_wandb_summaries(trainer, dict.fromkeys(self.names.values(), "min"), type(self).__name__)
