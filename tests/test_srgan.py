@@ -433,3 +433,21 @@ def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
     for rank in range(2):
         got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
         assert got == pytest.approx(single, rel=1e-12)
+
+
+def test_nearest_upsample_conv_is_exactly_upsample_then_conv() -> None:
+    """The chapter's UpSampling2D → Conv2D, computed at low resolution: same outputs and gradients (float64)."""
+    from lightning_gans.networks.srgan import NearestUpsampleConv
+
+    torch.manual_seed(0)
+    fast = NearestUpsampleConv(5, 7).double()
+    reference = torch.nn.Sequential(torch.nn.Upsample(scale_factor=2), torch.nn.Conv2d(5, 7, 3, padding=1)).double()
+    reference[1].load_state_dict(fast.state_dict())
+    x = torch.randn(2, 5, 6, 9, dtype=torch.float64, requires_grad=True)
+    out, expected = fast(x), reference(x)
+    assert out.shape == (2, 7, 12, 18) and torch.allclose(out, expected, atol=1e-12)
+    weights = torch.randn_like(out)
+    grads = torch.autograd.grad((out * weights).sum(), (x, fast.weight, fast.bias))
+    expected_grads = torch.autograd.grad((expected * weights).sum(), (x, reference[1].weight, reference[1].bias))
+    for got, want in zip(grads, expected_grads):
+        assert torch.allclose(got, want, atol=1e-10)
