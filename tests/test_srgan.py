@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -16,7 +15,7 @@ from data_factories import write_image_folder
 from PIL import Image
 
 from datamodules.super_resolution import Rotated, SuperResolutionDataModule, downscale
-from lightning_gans.cli import RUN_DIR_ENV, ConfigError, main
+from lightning_gans.cli import ConfigError, main
 from lightning_gans.metrics.super_resolution import (
     MAX_PSNR,
     SuperResolutionScores,
@@ -301,18 +300,6 @@ def test_vgg_content_loss_uses_the_configured_layer(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-@pytest.fixture()
-def runs(data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("LIGHTNING_GANS_DATA", str(data_root))
-    monkeypatch.setenv("LIGHTNING_GANS_RUNS", str(runs))
-    monkeypatch.setenv("WANDB_MODE", "disabled")
-    monkeypatch.delenv(RUN_DIR_ENV, raising=False)
-    monkeypatch.setattr(sys, "argv", ["lightning-gans"])
-    monkeypatch.chdir(tmp_path)
-    return runs
-
-
 def _fit(runs: Path, experiment: str, *extra: str) -> Path:
     main(["fit", "--config", str(REPO / "experiments" / f"{experiment}.yaml"), *CPU, *QUIET, *extra])
     dirs = sorted(p for p in (runs / experiment).iterdir() if p.is_dir())

@@ -26,7 +26,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.callbacks._timing import epoch_due
 from lightning_gans.metrics.super_resolution import SPACES, bicubic_upscale, evaluate_super_resolution
-from lightning_gans.outputs import append_metrics, log_image, make_grid
+from lightning_gans.outputs import append_metrics, define_wandb_summaries, log_image, make_grid
 from lightning_gans.quality import count_label
 
 METRICS = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic")
@@ -129,7 +129,9 @@ class SuperResolutionCallback(Callback):
             trainer, logged, kind="super_resolution", wall_time_s=round(time.perf_counter() - start, 3), **meta
         )
         if trainer.is_global_zero:
-            self._define_summaries(trainer, n)
+            if not self._summaries_defined:
+                self._summaries_defined = True
+                define_wandb_summaries(trainer, dict.fromkeys(self.names(n).values(), "max"), "SuperResolutionCallback")
             step = trainer.fit_loop.epoch_loop._batches_that_stepped
             for logger in trainer.loggers:
                 logger.log_metrics({**logged, "epoch": trainer.current_epoch}, step=step)
@@ -144,17 +146,3 @@ class SuperResolutionCallback(Callback):
         log_image(
             trainer, "samples/super_resolution", grid, filename=f"sr_grid_epoch{trainer.current_epoch + 1:04d}.png"
         )
-
-    def _define_summaries(self, trainer: pl.Trainer, n: int) -> None:
-        if self._summaries_defined:
-            return
-        self._summaries_defined = True
-        from lightning.pytorch.loggers import WandbLogger
-
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                try:
-                    for name in self.names(n).values():
-                        logger.experiment.define_metric(name, summary="max")
-                except Exception as err:  # a disabled/odd W&B run must not break training
-                    rank_zero_info(f"SuperResolutionCallback: W&B define_metric failed: {err}")
