@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from gloo_ranks import run_forked_ranks
 from torch import nn
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
@@ -251,17 +250,7 @@ def ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
     """The real torchmetrics DDP sync (gloo, 2 forked processes) gives the single-process scores."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ctx = multiprocessing.get_context("fork")  # no re-import in the children: fast
-    procs = [ctx.Process(target=ddp_worker, args=(rank, 2, port, str(tmp_path))) for rank in range(2)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-        proc.kill()
-    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert run_forked_ranks(ddp_worker, 2, str(tmp_path)) == [0, 0]
     single = make_metrics()
     feed(single, data3(101, 20), torch.arange(101))
     for rank in range(2):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from data_factories import write_image_folder
+from gloo_ranks import run_forked_ranks
 from PIL import Image
 
 from datamodules.super_resolution import Rotated, SuperResolutionDataModule, downscale
@@ -402,20 +403,7 @@ def _sr_ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 def test_two_gloo_ranks_equal_one_process(tmp_path: Path) -> None:
     """Uneven shards (6 / 5 pairs), real torchmetrics sum-sync over gloo: both ranks report the 1-process scores."""
-    import multiprocessing
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_sr_ddp_worker, args=(rank, 2, port, str(tmp_path))) for rank in range(2)]
-    for proc in procs:
-        proc.start()
-    for proc in procs:
-        proc.join(timeout=120)
-        proc.kill()
-    assert [proc.exitcode for proc in procs] == [0, 0]
+    assert run_forked_ranks(_sr_ddp_worker, 2, str(tmp_path)) == [0, 0]
     single = evaluate_super_resolution(_darker, _pairs(), 11, 4, "rgb", 1)
     for rank in range(2):
         got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
