@@ -169,6 +169,20 @@ def _distributed(world_size: int) -> bool:
     return world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+def broadcast_buffers(module: torch.nn.Module, world_size: int) -> None:
+    """Give every DDP rank rank 0's buffers (BatchNorm running statistics) before an evaluation.
+
+    DDP broadcasts buffers at the *start* of each forward; the last training forward then updates every rank's
+    running statistics with its own data, so after training the ranks' generators differ in their BN buffers and,
+    in eval mode, in their samples. Without this, a 2-process evaluation scores a mix of generators that no
+    checkpoint holds (the checkpoint is rank 0's state), and 1 and 2 processes disagree. Collective under DDP.
+    """
+    if not _distributed(world_size):
+        return
+    for buffer in module.buffers():
+        torch.distributed.broadcast(buffer.data, src=0)
+
+
 def _broadcast_flag(flag: bool, world_size: int, device: torch.device) -> bool:
     """Rank 0's ``flag`` on every rank."""
     if not _distributed(world_size):

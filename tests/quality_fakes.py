@@ -48,16 +48,21 @@ register_extractor(TINY, overwrite=True)(TinyExtractor)
 
 
 class ElementwiseGenerator(nn.Module):
-    """z (784) → tanh(a·z + b) as a 1×28×28 image, per element in float64 (batch-independent results)."""
+    """z (784) → tanh(a·z + b) as a 1×28×28 image, per element in float64 (batch-independent results).
 
-    def __init__(self, latent_dim: int = 784) -> None:
+    ``batch_norm=True`` puts a BatchNorm1d on z first: in eval mode (sampling) it is elementwise too, but its
+    running statistics are a buffer each DDP rank updates from its own latents — the case rank-0 buffer syncing
+    before an evaluation exists for."""
+
+    def __init__(self, latent_dim: int = 784, batch_norm: bool = False) -> None:
         super().__init__()
         if latent_dim != 784:
             raise ValueError("ElementwiseGenerator maps 784 latents to 28×28 pixels")
         self.latent_dim = latent_dim
         self.scale = nn.Parameter(torch.full((784,), 0.7))
         self.shift = nn.Parameter(torch.zeros(784))
+        self.norm = nn.BatchNorm1d(784, momentum=0.5) if batch_norm else nn.Identity()
 
     def forward(self, z: Tensor) -> Tensor:
-        out = torch.tanh(z.double() * self.scale.double() + self.shift.double())
+        out = torch.tanh(self.norm(z).double() * self.scale.double() + self.shift.double())
         return out.float().view(-1, 1, 28, 28)

@@ -237,7 +237,8 @@ def _write_config(path: Path, *, epochs: int) -> Path:
             "class_path": "lightning_gans.models.GAN",
             "init_args": {
                 "latent_dim": 784,
-                "generator": {"class_path": "quality_fakes.ElementwiseGenerator"},  # imports + registers tiny-test
+                # imports + registers tiny-test; BatchNorm: its running statistics differ per rank after training
+                "generator": {"class_path": "quality_fakes.ElementwiseGenerator", "init_args": {"batch_norm": True}},
                 "discriminator": {
                     "class_path": "lightning_gans.networks.MLPDiscriminator",
                     "init_args": {"in_shape": [1, 28, 28], "hidden": [8]},
@@ -254,7 +255,9 @@ def _write_config(path: Path, *, epochs: int) -> Path:
 def test_two_process_ddp_equals_one_process_eval(quality_env: Path, tmp_path: Path) -> None:
     """2-rank CPU DDP fit with the callback (N=1001: shards of 501 and 500) vs ``lightning-gans eval`` of the
     final checkpoint in one process, on the same latents: FID/IS/KID/class coverage/KL agree to 1e-6, whether the
-    real statistics come from the 2-rank real pass (via the cache rank 0 wrote) or a fresh 1-process real pass."""
+    real statistics come from the 2-rank real pass (via the cache rank 0 wrote) or a fresh 1-process real pass.
+    The generator has BatchNorm: without syncing rank 0's buffers before evaluating, the ranks would score two
+    different generators and disagree with the checkpoint."""
     config = _write_config(tmp_path / "ddp.yaml", epochs=2)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(TESTS), str(REPO)])}
     cmd = [sys.executable, "-m", "lightning_gans.cli", "fit", "--config", str(config), "--experiment", "ddp"]

@@ -36,13 +36,22 @@ from lightning_gans.metrics import FeatureExtractor, ReferenceCache, build_extra
 from lightning_gans.outputs import append_metrics
 from lightning_gans.quality import (
     ModuleSampler,
+    broadcast_buffers,
     check_metrics,
     evaluate_image_quality,
     make_protocol,
     metric_names,
 )
 
-SUMMARIES = {"fid": "min", "kid": "min", "is": "max", "cond_acc": "max", "coverage": "max", "class_kl": "min", "mmd": "min"}
+SUMMARIES = {
+    "fid": "min",
+    "kid": "min",
+    "is": "max",
+    "cond_acc": "max",
+    "coverage": "max",
+    "class_kl": "min",
+    "mmd": "min",
+}
 
 
 class CollapseWarning(UserWarning):
@@ -188,6 +197,7 @@ class ImageQualityCallback(Callback):
         if self._skip or trainer.sanity_checking or trainer.global_step == self._last_step:
             return
         self._last_step = trainer.global_step
+        broadcast_buffers(pl_module, trainer.world_size)  # every rank scores rank 0's generator (BN statistics)
         extractor = self._get_extractor(pl_module.device)
         images, labels = self._real_data(trainer)
         dataset = getattr(trainer.datamodule, "name", type(trainer.datamodule).__name__)

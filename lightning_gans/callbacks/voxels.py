@@ -29,7 +29,7 @@ from lightning_gans.callbacks._timing import epoch_due
 from lightning_gans.callbacks.image_quality import ImageQualityCallback, _config_error, _progress
 from lightning_gans.metrics.voxel import EXTRACTOR_NAME, THRESHOLD, evaluate_voxel_quality
 from lightning_gans.outputs import append_metrics, log_image
-from lightning_gans.quality import ModuleSampler, metric_names
+from lightning_gans.quality import ModuleSampler, broadcast_buffers, metric_names
 
 
 def _for_drawing(volume: torch.Tensor, threshold: float, max_resolution: int) -> np.ndarray:
@@ -159,20 +159,6 @@ class VoxelRenderCallback(Callback):
             if clouds:
                 step = trainer.fit_loop.epoch_loop._batches_that_stepped
                 logger.experiment.log({"samples/voxel_points": clouds}, step=step)
-
-
-def broadcast_buffers(module: torch.nn.Module, world_size: int) -> None:
-    """Give every DDP rank rank 0's buffers (BatchNorm running statistics) before an evaluation.
-
-    DDP broadcasts buffers at the *start* of each forward; the last training forward then updates every rank's
-    running statistics with its own data, so after training the ranks' generators differ in their BN buffers and,
-    in eval mode, in their samples. Without this, a 2-process evaluation scores a mix of generators that no
-    checkpoint holds (the checkpoint is rank 0's state), and 1 and 2 processes disagree.
-    """
-    if world_size <= 1 or not torch.distributed.is_available() or not torch.distributed.is_initialized():
-        return
-    for buffer in module.buffers():
-        torch.distributed.broadcast(buffer.data, src=0)
 
 
 class VoxelQualityCallback(ImageQualityCallback):
