@@ -27,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning_gans.callbacks._timing import epoch_due
 from lightning_gans.metrics.super_resolution import SPACES, bicubic_upscale, evaluate_super_resolution
 from lightning_gans.outputs import append_metrics, define_wandb_summaries, log_image, make_grid
-from lightning_gans.quality import count_label
+from lightning_gans.quality import broadcast_buffers, count_label
 
 METRICS = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic")
 
@@ -108,6 +108,7 @@ class SuperResolutionCallback(Callback):
         pairs = trainer.datamodule.pairs(self.split)
         n = self.num_samples or len(pairs)
         start = time.perf_counter()
+        broadcast_buffers(pl_module, trainer.world_size)  # every rank scores rank 0's G (BatchNorm statistics)
         values = evaluate_super_resolution(
             pl_module.upscale,
             pairs,
