@@ -33,7 +33,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_gans.callbacks._timing import epoch_due, is_last_epoch
 from lightning_gans.metrics import FeatureExtractor, ReferenceCache, build_extractor, check_extractor
-from lightning_gans.outputs import append_metrics
+from lightning_gans.outputs import append_metrics, define_wandb_summaries
 from lightning_gans.quality import (
     ModuleSampler,
     broadcast_buffers,
@@ -289,17 +289,8 @@ class ImageQualityCallback(Callback):
         if self._summaries_defined:
             return
         self._summaries_defined = True
-        from lightning.pytorch.loggers import WandbLogger
-
-        for logger in trainer.loggers:
-            if not isinstance(logger, WandbLogger):
-                continue
-            try:
-                for key, name in self.names.items():
-                    if key in SUMMARIES:
-                        logger.experiment.define_metric(name, summary=SUMMARIES[key])
-            except Exception as err:  # a disabled/odd W&B run must not break training
-                rank_zero_info(f"ImageQualityCallback: W&B define_metric failed: {err}")
+        summaries = {name: SUMMARIES[key] for key, name in self.names.items() if key in SUMMARIES}
+        define_wandb_summaries(trainer, summaries, type(self).__name__)
 
 
 class _RichTask:
