@@ -35,7 +35,7 @@ train: $(STAMP) ## train EXP (default toy_grid): make train EXP=dcgan_mnist DATA
 	$(VENV)/bin/lightning-gans fit --config experiments/$(EXP).yaml $(ARGS)
 
 test: $(STAMP) ## run the test suite
-	$(PY) -m pytest -q tests $(ARGS)
+	$(PY) -m pytest -q --durations=15 tests $(ARGS)
 
 bench: bench-step bench-fid ## all benchmarks (prints tables; real MNIST under DATA_DIR for bench-fid)
 
