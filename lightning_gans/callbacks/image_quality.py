@@ -198,6 +198,10 @@ class ImageQualityCallback(Callback):
             return
         self._last_step = trainer.global_step
         broadcast_buffers(pl_module, trainer.world_size)  # every rank scores rank 0's generator (BN statistics)
+        self._evaluate(trainer, pl_module, epoch_end)
+
+    def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch_end: bool) -> None:
+        """One evaluation (subclasses score other things here; ``_run`` decides when and syncs the buffers)."""
         extractor = self._get_extractor(pl_module.device)
         images, labels = self._real_data(trainer)
         dataset = getattr(trainer.datamodule, "name", type(trainer.datamodule).__name__)

@@ -19,7 +19,7 @@ from lightning_gans.callbacks._timing import epoch_due
 from lightning_gans.callbacks.image_quality import ImageQualityCallback, _config_error, _progress
 from lightning_gans.metrics import ReferenceCache, check_extractor
 from lightning_gans.outputs import append_metrics, define_wandb_summaries, log_image, make_grid
-from lightning_gans.quality import broadcast_buffers, count_label, evaluate_image_quality, make_protocol, shard_indices
+from lightning_gans.quality import count_label, evaluate_image_quality, make_protocol, shard_indices
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))  # (direction, source domain, target domain)
 BACK = {"AtoB": "BtoA", "BtoA": "AtoB"}
@@ -154,11 +154,7 @@ class TranslationQualityCallback(ImageQualityCallback):
         size = (self.resize_to, self.resize_to)
         return F.interpolate(images, size=size, mode="bilinear", antialias=True, align_corners=False)
 
-    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch_end: bool) -> None:
-        if self._skip or trainer.sanity_checking or trainer.global_step == self._last_step:
-            return
-        self._last_step = trainer.global_step
-        broadcast_buffers(pl_module, trainer.world_size)  # every rank scores rank 0's generators (BatchNorm)
+    def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch_end: bool) -> None:
         extractor = self._get_extractor(pl_module.device)
         dataset = getattr(trainer.datamodule, "dataset_name", type(trainer.datamodule).__name__)
         rank, world = trainer.global_rank, trainer.world_size

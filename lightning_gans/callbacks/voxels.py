@@ -29,7 +29,7 @@ from lightning_gans.callbacks._timing import epoch_due
 from lightning_gans.callbacks.image_quality import ImageQualityCallback, _config_error, _progress
 from lightning_gans.metrics.voxel import EXTRACTOR_NAME, THRESHOLD, evaluate_voxel_quality
 from lightning_gans.outputs import append_metrics, log_image
-from lightning_gans.quality import ModuleSampler, broadcast_buffers, metric_names
+from lightning_gans.quality import ModuleSampler, metric_names
 
 
 def _for_drawing(volume: torch.Tensor, threshold: float, max_resolution: int) -> np.ndarray:
@@ -219,11 +219,7 @@ class VoxelQualityCallback(ImageQualityCallback):
         if self.at_start:
             self._run(trainer, pl_module, epoch_end=True)
 
-    def _run(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch_end: bool) -> None:
-        if self._skip or trainer.sanity_checking or trainer.global_step == self._last_step:
-            return
-        self._last_step = trainer.global_step
-        broadcast_buffers(pl_module, trainer.world_size)
+    def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch_end: bool) -> None:
         values, seconds = evaluate_voxel_quality(
             ModuleSampler(pl_module, seed=self.seed),
             self._reference_volumes(trainer),
