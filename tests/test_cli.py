@@ -77,6 +77,7 @@ def test_experiment_fast_dev_run(config: Path, runs: Path, trainers: list[pl.Tra
     # One GAN step per batch, however many optimizer steps the schedule took.
     assert trainer.global_step == 1
     assert Path(trainer.default_root_dir).parent == runs / config.stem
+    assert not list(runs.rglob("*.ckpt"))  # fast_dev_run checkpoints nothing
 
 
 # ---------------------------------------------------------------------------------------------- sample

@@ -17,6 +17,10 @@ class RunCheckpoint(ModelCheckpoint):
     ``save_last`` is honoured at every save point even without a top-k checkpoint: Lightning ≥ 2.5 writes
     ``last.ckpt`` at an epoch end only together with a top-k save, so the CLI's ``save_last=True, save_top_k=0``
     wrote nothing until training ended and a crash lost the whole run.
+
+    ``fast_dev_run`` writes no checkpoint at all, as Lightning documents: Lightning 2.6's
+    ``ModelCheckpoint.on_train_end`` saves ``last.ckpt`` without that check, and the generic experiment test's
+    ~40 smoke runs left 4.6 GB of checkpoints in the pytest temp dir (a full disk failed CI).
     """
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -29,3 +33,8 @@ class RunCheckpoint(ModelCheckpoint):
         due = self.save_last and self._should_save_on_train_epoch_end(trainer)
         if due and not self._should_skip_saving_checkpoint(trainer):  # skipped when saved at this step already
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.fast_dev_run:
+            return
+        super().on_train_end(trainer, pl_module)
