@@ -188,6 +188,25 @@ def test_ema_tracks_generator(tmp_path: Path) -> None:
     assert module.sampling_generator is module.generator_ema
 
 
+def test_ema_warmup_ramps_the_decay(tmp_path: Path) -> None:
+    module = _toy_module(ema_decay=0.999, ema_warmup=True)
+    recorded: list[torch.Tensor] = []
+
+    class Snapshot(pl.Callback):  # EMA and G before each batch's update
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            recorded.append([p.clone() for p in pl_module.generator_ema.parameters()])
+
+    trainer = _trainer(tmp_path, max_steps=3, max_epochs=-1, callbacks=[Snapshot()])
+    trainer.fit(module, _loader(4))
+    assert int(module.ema_updates) == 3
+    # Third update (t = 2): decay min(0.999, 3/12) = 0.25, so ema = 0.25·ema_before + 0.75·θ.
+    for before, e, g in zip(recorded[2], module.generator_ema.parameters(), module.generator.parameters()):
+        torch.testing.assert_close(e, 0.25 * before + 0.75 * g.detach())
+    assert "ema_updates" in module.state_dict()  # resumed runs continue the ramp
+    with pytest.raises(ValueError, match="set ema_decay too"):
+        _toy_module(ema_warmup=True)
+
+
 def test_per_network_lr_schedulers(tmp_path: Path) -> None:
     from functools import partial
 

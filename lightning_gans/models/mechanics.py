@@ -75,6 +75,10 @@ class LoopMechanics:
     @torch.no_grad()
     def _update_ema(self) -> None:
         decay = self.hparams.ema_decay
+        if self.hparams.get("ema_warmup", False):
+            t = int(self.ema_updates)
+            decay = min(decay, (1.0 + t) / (10.0 + t))
+            self.ema_updates += 1
         for ema_p, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
             ema_p.lerp_(p.detach(), 1.0 - decay)
         for ema_b, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
