@@ -130,6 +130,17 @@ def test_collapse_warns_after_patience_and_can_stop(mnist_root: Path, tmp_path: 
     assert trainer.current_epoch == 2
 
 
+def test_collapse_grace_steps_ignore_early_evaluations(mnist_root: Path, tmp_path: Path) -> None:
+    # One batch per epoch: evaluations at GAN steps 1, 2, 3, ...; steps 1 and 2 are inside the grace period.
+    callback = _callback(collapse_coverage=8, collapse_patience=2, collapse_grace_steps=3, stop_on_collapse=True)
+    trainer = bare_trainer(tmp_path, max_epochs=6, limit_train_batches=1, callbacks=[callback])
+    with pytest.warns(CollapseWarning, match="for 2 consecutive evaluations: stopping"):
+        trainer.fit(_collapsed_gan(), datamodule=_data(mnist_root))
+    (collapse,) = [r for r in _rows(tmp_path) if r.get("kind") == "collapse"]
+    assert (collapse["step"], collapse["streak"]) == (4, 2)
+    assert trainer.current_epoch == 4  # four evaluations, the first two not counted
+
+
 def test_collapse_streak_survives_a_resume(mnist_root: Path, tmp_path: Path) -> None:
     """Patience 3: two low evaluations, a checkpoint, a resumed third evaluation → the warning (and no stop)."""
     first = _callback(collapse_coverage=8, collapse_patience=3)
@@ -153,3 +164,5 @@ def test_collapse_detection_needs_the_coverage_metric() -> None:
     with pytest.raises(ConfigError, match="collapse_coverage=8 needs the coverage metric"):
         ImageQualityCallback(metrics=["fid"], extractor=TINY, collapse_coverage=8)
     assert ImageQualityCallback(metrics=["fid"], extractor=TINY).state_dict() == {}  # no state without detection
+    with pytest.raises(ConfigError, match="collapse_grace_steps must be >= 0, got -1"):
+        _callback(collapse_coverage=8, collapse_grace_steps=-1)

@@ -19,7 +19,10 @@ time) and FID is declared a W&B "min" summary. Real statistics come from memory,
 ``kind="collapse"`` line written to ``metrics.jsonl``) whenever class coverage has been below 8 classes for
 ``collapse_patience`` consecutive evaluations; ``stop_on_collapse: true`` also ends training there, so a collapsed
 run does not burn its GPU budget. Coverage is identical on every rank, so under DDP all ranks stop together. The
-streak is saved in checkpoints and continues after a resume.
+streak is saved in checkpoints and continues after a resume. Generators learn digits one group at a time, so early
+evaluations are below any useful threshold: evaluations before ``collapse_grace_steps`` GAN steps do not count
+(measured: the recommended MLP GAN stays at 6–8 of 10 classes until step ~7,000, then reaches 10/10 and keeps it;
+without a grace period ``stop_on_collapse`` would have ended that run).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class ImageQualityCallback(Callback):
         coverage_threshold: float = 0.05,
         collapse_coverage: int | None = None,
         collapse_patience: int = 3,
+        collapse_grace_steps: int = 0,
         stop_on_collapse: bool = False,
     ) -> None:
         super().__init__()
@@ -103,6 +107,8 @@ class ImageQualityCallback(Callback):
             )
         if collapse_patience < 1 or (collapse_coverage is not None and collapse_coverage < 1):
             raise _config_error("ImageQualityCallback: collapse_patience and collapse_coverage must be >= 1")
+        if collapse_grace_steps < 0:
+            raise _config_error(f"ImageQualityCallback: collapse_grace_steps must be >= 0, got {collapse_grace_steps}")
         if num_samples < 2 or batch_size < 1:
             raise ValueError(f"need num_samples >= 2 and batch_size >= 1, got {num_samples}, {batch_size}")
         if (every_n_epochs or 0) < 0 or (every_n_steps or 0) < 0:
@@ -121,6 +127,7 @@ class ImageQualityCallback(Callback):
         self.coverage_threshold = coverage_threshold
         self.collapse_coverage = collapse_coverage
         self.collapse_patience = collapse_patience
+        self.collapse_grace_steps = collapse_grace_steps
         self.stop_on_collapse = stop_on_collapse
         self.low_coverage_streak = 0  # consecutive evaluations with coverage < collapse_coverage (checkpointed)
         self.names = metric_names(self.metrics, extractor, num_samples)
@@ -243,7 +250,7 @@ class ImageQualityCallback(Callback):
     # ------------------------------------------------------------------ collapse detection
     def _check_collapse(self, trainer: pl.Trainer, values: dict[str, float], extractor: FeatureExtractor) -> None:
         """Count consecutive low-coverage evaluations; warn (and optionally stop) once the streak is long enough."""
-        if self.collapse_coverage is None:
+        if self.collapse_coverage is None or trainer.global_step < self.collapse_grace_steps:
             return
         coverage = values["coverage"]
         self.low_coverage_streak = self.low_coverage_streak + 1 if coverage < self.collapse_coverage else 0
