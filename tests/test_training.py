@@ -190,9 +190,9 @@ def test_ema_tracks_generator(tmp_path: Path) -> None:
 
 def test_ema_warmup_ramps_the_decay(tmp_path: Path) -> None:
     module = _toy_module(ema_decay=0.999, ema_warmup=True)
-    recorded: list[torch.Tensor] = []
+    recorded: list[list[torch.Tensor]] = []
 
-    class Snapshot(pl.Callback):  # EMA and G before each batch's update
+    class Snapshot(pl.Callback):  # the EMA weights before each batch's update
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             recorded.append([p.clone() for p in pl_module.generator_ema.parameters()])
 

@@ -148,6 +148,8 @@ class GANModule(LoopMechanics, pl.LightningModule):
         self._check_tricks(loss, *tricks)
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
+        if ema_warmup and ema_decay is None:
+            raise ValueError("ema_warmup ramps the EMA decay: set ema_decay too (e.g. 0.999)")
         # Read by the loop on every batch; kept as attributes because ``hparams`` is a dict (``hparams.update``
         # would be ``dict.update``) and, under LightningCLI, holds config values rather than objects.
         self.update_mode = update
@@ -170,8 +172,6 @@ class GANModule(LoopMechanics, pl.LightningModule):
         self.generator_ema: nn.Module | None = None
         if ema_decay is not None:
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False).eval()
-        elif ema_warmup:
-            raise ValueError("ema_warmup ramps the EMA decay: set ema_decay too (e.g. 0.999)")
         if ema_warmup:  # the update count the ramp reads; a buffer, so a resumed run continues the ramp
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
         if gradient_penalty is not None and any(
