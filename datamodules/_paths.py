@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from lightning_gans.errors import DatasetNotFoundError  # noqa: F401 - re-exported (old import path)
+
 DATA_ENV_VAR = "LIGHTNING_GANS_DATA"
 DEFAULT_DATA_DIR = "./data"
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset's files are missing and could not be downloaded. The message says what to put where."""
 
 
 def resolve_data_dir(data_dir: str | None) -> Path:

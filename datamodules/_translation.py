@@ -9,8 +9,8 @@
 * :class:`DomainImages` — one domain as a dataset of C×H×W tensors with a ``paths`` list (``translate``, label checks).
 * :func:`translation_transform` — [resize to ``load_size``² → random crop ``image_size``] or resize to
   ``image_size``², then optional horizontal flip, then [-1, 1]; all on uint8 (``torchvision.transforms.v2``).
-* :func:`download_archive` — the pix2pix / CycleGAN archive download (first reachable mirror, bounded timeouts),
-  returning a one-line reason on failure so the datamodule raises one :class:`DatasetNotFoundError`.
+* :class:`TranslationDataModule` — the base: prepare_data fetches the pix2pix / CycleGAN archive through
+  :mod:`lightning_gans.download` (first reachable mirror, bounded timeouts) or raises one clear error.
 
 Decode errors: an image that fails to decode during training is replaced by the next pair (warned once per
 process, counted in ``.skipped``), as ``_images.ImageFiles`` does for single images.
@@ -19,8 +19,6 @@ process, counted in ``.skipped``), as ``_images.ImageFiles`` does for single ima
 from __future__ import annotations
 
 import os
-import socket
-import urllib.request
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -34,7 +32,9 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, MAX_CONSECUTIVE_SKIPS, read_rgb, to_signed_unit
-from datamodules._paths import DatasetNotFoundError, resolve_data_dir
+from datamodules._paths import resolve_data_dir
+from lightning_gans.download import extract, fetch, first_reachable
+from lightning_gans.errors import DatasetNotFoundError, DownloadError
 
 INTERPOLATIONS = {
     "bicubic": v2.InterpolationMode.BICUBIC,  # the CycleGAN/pix2pix authors' PyTorch code
@@ -42,8 +42,6 @@ INTERPOLATIONS = {
     "nearest": v2.InterpolationMode.NEAREST,  # the TF2 CycleGAN tutorial's random_jitter
 }
 EPOCH_LENGTHS = ("longer", "shorter")
-PROBE_TIMEOUT_S = 4.0
-DOWNLOAD_SOCKET_TIMEOUT_S = 60.0
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -221,34 +219,6 @@ def pair_loader(
     )
 
 
-def download_archive(urls: Sequence[str], root: Path) -> str | None:
-    """Download the archive at the first reachable URL into ``root`` and extract it there (torchvision's
-    ``download_and_extract_archive``; the archive is removed afterwards). None on success, else a one-line reason.
-    No checksum: the authors publish none for these archives; a truncated download fails to extract."""
-    from torchvision.datasets.utils import download_and_extract_archive
-
-    reachable = None
-    for url in urls:
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S):
-                reachable = url
-                break
-        except (OSError, ValueError):  # URLError/HTTPError/timeouts are OSErrors
-            continue
-    if reachable is None:
-        return f"download=True but no mirror answered ({', '.join(urls)}): offline?"
-    root.mkdir(parents=True, exist_ok=True)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_SOCKET_TIMEOUT_S)
-    try:
-        download_and_extract_archive(reachable, download_root=str(root), extract_root=str(root), remove_finished=True)
-    except Exception as err:  # network errors, truncated archives, HTML error pages
-        return f"download of {reachable} failed: {type(err).__name__}: {' '.join(str(err).split()[:40])}"
-    finally:
-        socket.setdefaulttimeout(previous)
-    return None
-
-
 def images_per_epoch(n_a: int, n_b: int, which: str, cap: int | None) -> int:
     """Images per epoch: the longer or the shorter domain, at most ``cap`` (None: no cap)."""
     if which not in EPOCH_LENGTHS:
@@ -348,6 +318,23 @@ class TranslationDataModule(pl.LightningDataModule):
 
         return [f for f in folders if not (self.root / f).is_dir() or not has_image(self.root / f)]
 
+    def _download(self) -> str | None:
+        """Fetch the archive from the first mirror that answers and extract it beside ``self.root`` (the archive is
+        removed afterwards); None on success, else a one-line reason. No checksum: the authors publish none for
+        these archives; a truncated download fails the size check or the extraction."""
+        urls = [url.format(name=self.dataset_name) for url in self.ARCHIVE_URLS]
+        try:
+            first = first_reachable(urls)
+        except DownloadError as err:
+            return f"download=True but no mirror answered ({err.reason}): offline?"
+        archive = self.root.parent / first.rsplit("/", 1)[1]
+        try:
+            fetch(urls[urls.index(first) :], archive, what=f"{self.KIND} archive {archive.name}", progress=True)
+            extract(archive, self.root.parent, remove=True)
+        except DownloadError as err:
+            return f"download failed: {err.reason}"
+        return None
+
     def prepare_data(self) -> None:
         """Download the archive (``download=True``, a name the authors host) if folders are missing, else raise one
         :class:`DatasetNotFoundError` naming the missing folders, where they are expected and how to get them."""
@@ -359,8 +346,7 @@ class TranslationDataModule(pl.LightningDataModule):
         elif self.dataset_name not in self.KNOWN:
             reason = f"{self.dataset_name!r} is not one of the archives that can be downloaded"
         else:
-            urls = [url.format(name=self.dataset_name) for url in self.ARCHIVE_URLS]
-            reason = download_archive(urls, self.root.parent) or "download reported success"
+            reason = self._download() or "download reported success"
             missing = self.missing()
             if not missing:
                 return

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import csv
 import os
-import socket
-import urllib.request
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -40,7 +38,9 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from datamodules._images import ImageFiles, RealImages, image_loader, read_rgb, resize_center_crop, to_signed_unit
-from datamodules._paths import DatasetNotFoundError, resolve_data_dir
+from datamodules._paths import resolve_data_dir
+from lightning_gans.download import PROBE_TIMEOUT_S, first_reachable, socket_timeout
+from lightning_gans.errors import DatasetNotFoundError, DownloadError
 
 SPLITS = {"train": 0, "valid": 1, "test": 2}
 OFFICIAL_LAST = {0: 162770, 1: 182637, 2: 202599}  # last file number of each official partition
@@ -50,7 +50,7 @@ LAYOUTS = {
     "kaggle": ("celeba-dataset/img_align_celeba/img_align_celeba", "celeba-dataset/list_eval_partition.csv"),
 }
 PROBE_URL = "https://drive.google.com"
-PROBE_TIMEOUT_S = 4.0
+DOWNLOAD_TIMEOUT_S = 60.0  # torchvision's Google Drive download opens connections without a timeout
 
 
 def read_partition(path: Path) -> dict[str, int]:
@@ -176,19 +176,16 @@ class CelebADataModule(pl.LightningDataModule):
         except ImportError:
             return "download=True but gdown is not installed (pip install gdown)"
         try:
-            urllib.request.urlopen(urllib.request.Request(PROBE_URL, method="HEAD"), timeout=PROBE_TIMEOUT_S)
-        except (OSError, ValueError):
+            first_reachable(PROBE_URL, PROBE_TIMEOUT_S)
+        except DownloadError:
             return f"download=True but {PROBE_URL} is not reachable: offline?"
         from torchvision.datasets import CelebA
 
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(60.0)
         try:
-            CelebA(str(self.data_dir), split="all", target_type=[], download=True)
+            with socket_timeout(DOWNLOAD_TIMEOUT_S):
+                CelebA(str(self.data_dir), split="all", target_type=[], download=True)
         except Exception as err:  # Drive quota pages, checksum mismatches, network errors
             return f"download failed: {type(err).__name__}: {' '.join(str(err).split()[:40])}"
-        finally:
-            socket.setdefaulttimeout(previous)
         return None
 
     def prepare_data(self) -> None:

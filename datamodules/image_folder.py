@@ -6,7 +6,7 @@ absolute path) are resized so the shorter side is ``image_size`` (bicubic, antia
 square and mapped to [-1, 1]. Batches are float32 ``B×3×image_size×image_size`` tensors (no labels).
 
 Unreadable files — decision: **checked at setup, guarded lazily.** ``setup()`` opens every file with PIL and
-runs ``Image.verify()`` (header and structure checks, no pixel decode: ~0.1 ms per small file), drops those that
+runs ``Image.verify()`` (header and structure checks, no pixel decode, so it is cheap), drops those that
 fail and reports them in *one* warning (count + the first names). A file that passes ``verify()`` but still fails
 to decode (a truncated JPEG body) is replaced in its batch by the next readable image, so batch shapes never
 change and a long run never stops on one bad file; it is warned about once per process. ``verify=False`` skips the
@@ -30,7 +30,8 @@ from datamodules._images import (
     resize_center_crop,
     verify_images,
 )
-from datamodules._paths import DatasetNotFoundError, resolve_data_dir
+from datamodules._paths import resolve_data_dir
+from lightning_gans.errors import DatasetNotFoundError
 
 
 def find_images(root: Path) -> list[Path]:

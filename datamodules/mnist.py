@@ -1,8 +1,9 @@
 """MNIST (LeCun et al. 1998) as an in-memory LightningDataModule, read by ``torchvision.datasets.MNIST``.
 
-Files live in ``<data_dir>/MNIST/raw/`` (torchvision's layout). Missing files are downloaded when
-``download=True`` and the network is reachable; otherwise one :class:`DatasetNotFoundError` explains
-what to put where. Images are served as float32 N×1×28×28 in [-1, 1] (``x / 127.5 - 1``), labels int64.
+Files live in ``<data_dir>/MNIST/raw/`` (torchvision's layout). Missing files are downloaded (``.gz``, md5-checked
+against torchvision's list, unpacked beside) when ``download=True`` and a mirror is reachable; otherwise one
+:class:`DatasetNotFoundError` explains what to put where. Images are served as float32 N×1×28×28 in [-1, 1]
+(``x / 127.5 - 1``), labels int64.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ import gzip
 import math
 import os
 import shutil
-import socket
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
@@ -22,7 +21,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset
 
-from datamodules._paths import DatasetNotFoundError, resolve_data_dir
+from datamodules._paths import resolve_data_dir
+from lightning_gans.download import PROBE_TIMEOUT_S, fetch, first_reachable
+from lightning_gans.errors import DatasetNotFoundError, DownloadError
 
 MNIST_FILES = (
     "train-images-idx3-ubyte",
@@ -31,20 +32,23 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
-PROBE_TIMEOUT_S = 4.0  # per mirror: bounds the offline failure (DNS errors fail at once, stalls do not)
-DOWNLOAD_SOCKET_TIMEOUT_S = 60.0  # torchvision's urlopen has no timeout; bound stalled connections
+MNIST_GZ_MD5 = {  # md5 of each <name>.gz (torchvision's MNIST.resources)
+    "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+DOWNLOAD_TIMEOUT_S = 60.0  # per connect/read: bounds a stalled connection
 
 
-def _reachable_mirror() -> str | None:
-    """First mirror answering an HTTP HEAD for the first file within PROBE_TIMEOUT_S (honours proxies)."""
-    for mirror in MNIST_MIRRORS:
-        request = urllib.request.Request(f"{mirror}{MNIST_FILES[0]}.gz", method="HEAD")
-        try:
-            with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_S):
-                return mirror
-        except (OSError, ValueError):  # URLError/HTTPError/timeouts are OSErrors
-            continue
-    return None
+def _reachable_mirrors() -> tuple[str, ...]:
+    """The mirrors from the first one answering an HTTP HEAD for the first file within PROBE_TIMEOUT_S on (honours
+    proxies); empty when none answers."""
+    probes = [f"{mirror}{MNIST_FILES[0]}.gz" for mirror in MNIST_MIRRORS]
+    try:
+        return MNIST_MIRRORS[probes.index(first_reachable(probes, PROBE_TIMEOUT_S)) :]
+    except DownloadError:
+        return ()
 
 
 class MNISTDataModule(pl.LightningDataModule):
@@ -114,22 +118,20 @@ class MNISTDataModule(pl.LightningDataModule):
             f"--data.data_dir=/path/to/data, or LIGHTNING_GANS_DATA=/path/to/data."
         )
 
-    def _download(self) -> str | None:
-        """Try torchvision's download; return None on success, else a one-line reason."""
-        from torchvision.datasets import MNIST
-
-        if _reachable_mirror() is None:
+    def _download(self, missing: list[str]) -> str | None:
+        """Fetch the ``.gz`` of each missing file (md5-checked) into ``raw_dir``; None on success, else a one-line
+        reason. ``_missing_files`` unpacks them."""
+        mirrors = _reachable_mirrors()
+        if not mirrors:
             hosts = ", ".join(urlparse(m).hostname or m for m in MNIST_MIRRORS)
             return f"download=True but no MNIST mirror reachable ({hosts}): offline?"
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(DOWNLOAD_SOCKET_TIMEOUT_S)
         try:
-            MNIST(str(self.data_dir), train=False, download=True)
-        except Exception as err:  # torchvision raises RuntimeError/URLError/OSError with long texts
-            first = str(err).strip().splitlines()
-            return f"download failed: {type(err).__name__}: {' '.join(first[:3]) or 'no message'}"
-        finally:
-            socket.setdefaulttimeout(previous)
+            for name in missing:
+                urls = [f"{mirror}{name}.gz" for mirror in mirrors]
+                gz, md5 = self.raw_dir / f"{name}.gz", MNIST_GZ_MD5[name]
+                fetch(urls, gz, what=f"MNIST {name}.gz", md5=md5, timeout_s=DOWNLOAD_TIMEOUT_S, progress=True)
+        except DownloadError as err:
+            return f"download failed: {err.reason}"
         return None
 
     def prepare_data(self) -> None:
@@ -141,7 +143,7 @@ class MNISTDataModule(pl.LightningDataModule):
             reason = "download=False"
         else:
             self.raw_dir.mkdir(parents=True, exist_ok=True)
-            reason = self._download() or "download reported success"
+            reason = self._download(missing) or "download reported success"
             missing, more = self._missing_files()
             notes += more
             if not missing:

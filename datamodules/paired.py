@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Literal
 
 from datamodules._images import read_rgb
-from datamodules._paths import DatasetNotFoundError
 from datamodules._translation import DomainSource, TranslationDataModule, images_per_epoch, list_images
+from lightning_gans.errors import DatasetNotFoundError
 
 PIX2PIX_URLS = (
     "https://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz",

@@ -26,9 +26,6 @@ the train split, batches in file order without shuffling, the remainder dropped.
 
 from __future__ import annotations
 
-import socket
-import urllib.request
-import zipfile
 import zlib
 from pathlib import Path
 from typing import Literal
@@ -40,7 +37,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules._images import RealImages, image_loader
-from datamodules._paths import DatasetNotFoundError, resolve_data_dir
+from datamodules._paths import resolve_data_dir
+from lightning_gans.download import PROBE_TIMEOUT_S, extract, fetch, first_reachable
+from lightning_gans.errors import DatasetNotFoundError, DownloadError, VoxelFormatError  # VoxelFormatError: old path
 
 ARCHIVE_URL = "http://3dshapenets.cs.princeton.edu/3DShapeNetsCode.zip"
 ARCHIVE_NAME = "3DShapeNetsCode.zip"
@@ -57,11 +56,7 @@ SYNSETS = {  # ShapeNetCore synset ids of common categories (names accepted for 
     "table": "04379243",
     "vessel": "04530566",
 }
-PROBE_TIMEOUT_S = 4.0
-
-
-class VoxelFormatError(ValueError):
-    """A voxel file is not in the format its extension promises."""
+DOWNLOAD_TIMEOUT_S = 60.0  # per connect/read: bounds a stalled connection
 
 
 # ---------------------------------------------------------------------------------------------- readers
@@ -228,34 +223,22 @@ class ShapeNetVoxelsDataModule(pl.LightningDataModule):
     def _extract(self, archive: Path) -> None:
         """Extract the ``volumetric_data`` part of the 3D ShapeNets archive into ``self.root``."""
         try:
-            with zipfile.ZipFile(archive) as zipped:
-                members = [m for m in zipped.namelist() if "/volumetric_data/" in f"/{m}"]
-                if not members:
-                    raise DatasetNotFoundError(f"{archive} has no volumetric_data/ folder: not 3DShapeNetsCode.zip?")
-                zipped.extractall(self.root, members=members)
-        except zipfile.BadZipFile as err:
-            raise DatasetNotFoundError(
-                f"{archive} is not a valid zip ({err}): delete it and download {ARCHIVE_URL} again"
-            ) from None
+            extracted = extract(archive, self.root, members=lambda name: "/volumetric_data/" in f"/{name}")
+        except DownloadError as err:
+            raise DatasetNotFoundError(f"{err} from {ARCHIVE_URL}") from None
+        if not extracted:
+            raise DatasetNotFoundError(f"{archive} has no volumetric_data/ folder: not 3DShapeNetsCode.zip?")
 
     def _download(self) -> str | None:
         """Download the archive into ``self.root``; None on success, else a one-line reason."""
         try:
-            urllib.request.urlopen(urllib.request.Request(ARCHIVE_URL, method="HEAD"), timeout=PROBE_TIMEOUT_S)
-        except (OSError, ValueError) as err:
-            return f"download=True but {ARCHIVE_URL} is not reachable (offline?): {err}"
-        self.root.mkdir(parents=True, exist_ok=True)
-        partial = self.root / (ARCHIVE_NAME + ".part")
-        previous = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(60.0)
-        try:
-            urllib.request.urlretrieve(ARCHIVE_URL, partial)
-        except (OSError, ValueError) as err:
-            partial.unlink(missing_ok=True)
-            return f"download failed: {type(err).__name__}: {err}"
-        finally:
-            socket.setdefaulttimeout(previous)
-        partial.rename(self.root / ARCHIVE_NAME)
+            first_reachable(ARCHIVE_URL, PROBE_TIMEOUT_S)
+        except DownloadError as err:
+            return f"download=True but {ARCHIVE_URL} is not reachable (offline?): {err.attempts[0][1]}"
+        try:  # no published checksum: a truncated transfer fails the size check or the extraction
+            fetch(ARCHIVE_URL, self.root / ARCHIVE_NAME, what=ARCHIVE_NAME, timeout_s=DOWNLOAD_TIMEOUT_S, progress=True)
+        except DownloadError as err:
+            return f"download failed: {err.reason}"
         return None
 
     def prepare_data(self) -> None:

@@ -39,6 +39,7 @@ from torchvision.transforms import v2
 
 from datamodules._images import ImageFiles, image_loader
 from datamodules._paths import resolve_data_dir
+from lightning_gans.errors import DatasetNotFoundError
 
 SOURCES = ("celeba", "image_folder", "mnist")
 HR_TRANSFORMS = ("resize", "center_crop", "random_crop")
@@ -215,8 +216,6 @@ class SuperResolutionDataModule(pl.LightningDataModule):
         """List the source's files (images are decoded lazily). Idempotent."""
         self.source.setup(stage)
         if stage in (None, "fit") and len(self.pairs("train", train=True)) == 0:
-            from datamodules._paths import DatasetNotFoundError
-
             raise DatasetNotFoundError(f"{self.name}: the training split holds no images")
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:

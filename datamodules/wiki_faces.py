@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import os
-import urllib.request
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -44,10 +43,12 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from datamodules._images import ImageFiles, RealImages, image_loader, to_signed_unit
-from datamodules._paths import DatasetNotFoundError, resolve_data_dir
+from datamodules._paths import resolve_data_dir
+from lightning_gans.download import PROBE_TIMEOUT_S, extract, fetch, first_reachable
+from lightning_gans.errors import DatasetNotFoundError, DownloadError
 
 URL = "https://data.vision.ee.ethz.ch/cvl/rrothe/imdb-wiki/static/{name}_crop.tar"
-PROBE_TIMEOUT_S = 4.0
+DOWNLOAD_TIMEOUT_S = 60.0  # per connect/read: bounds a stalled connection
 AGE_BIN_UPPER = (18, 29, 39, 49, 59)  # class c holds ages up to AGE_BIN_UPPER[c]; class 5 is 60+
 NUM_AGE_BINS = 6
 AGE_BIN_NAMES = ("0-18", "19-29", "30-39", "40-49", "50-59", "60+")
@@ -228,15 +229,15 @@ class WikiFacesDataModule(pl.LightningDataModule):
         """Fetch and extract ``<name>_crop.tar`` into the data root; None on success, else a one-line reason."""
         url = URL.format(name=self.dataset)
         try:
-            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=PROBE_TIMEOUT_S)
-        except (OSError, ValueError):
+            first_reachable(url, PROBE_TIMEOUT_S)
+        except DownloadError:
             return f"download=True but {url} is not reachable: offline?"
-        from torchvision.datasets.utils import download_and_extract_archive
-
-        try:
-            download_and_extract_archive(url, str(self.data_dir), remove_finished=True)
-        except Exception as err:  # network errors, truncated archives
-            return f"download failed: {type(err).__name__}: {' '.join(str(err).split()[:40])}"
+        archive = self.data_dir / f"{self.dataset}_crop.tar"
+        try:  # no published checksum: a truncated transfer fails the size check or the extraction
+            fetch(url, archive, what=f"IMDB-WIKI {archive.name}", timeout_s=DOWNLOAD_TIMEOUT_S, progress=True)
+            extract(archive, self.data_dir, remove=True)
+        except DownloadError as err:
+            return f"download failed: {err.reason}"
         return None
 
     def prepare_data(self) -> None:

@@ -249,28 +249,21 @@ def test_missing_datasets_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_download_extracts_into_the_data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    calls = []
+    """The archive comes from the first mirror that answers (file:// URLs here), is extracted into the data root
+    (it holds the dataset's folder) and removed."""
+    import zipfile
 
-    class Answer:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    monkeypatch.setattr(urllib.request, "urlopen", lambda request, timeout=None: Answer())
-
-    def fake_download(url, download_root, extract_root, remove_finished):
-        calls.append((url, download_root, extract_root, remove_finished))
-        write_cyclegan(Path(extract_root) / "horse2zebra")  # what the real archive extracts to
-
-    import torchvision.datasets.utils
-
-    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", fake_download)
+    source = write_cyclegan(tmp_path / "src" / "horse2zebra")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    with zipfile.ZipFile(mirror / "horse2zebra.zip", "w") as zipped:
+        for path in sorted(source.rglob("*.jpg")):
+            zipped.write(path, path.relative_to(source.parent))
+    dead = (tmp_path / "dead").as_uri() + "/{name}.zip"
+    monkeypatch.setattr(UnpairedDataModule, "ARCHIVE_URLS", (dead, mirror.as_uri() + "/{name}.zip"))
     dm = UnpairedDataModule("horse2zebra", data_dir=str(tmp_path / "data"))
     dm.prepare_data()
-    url = "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/horse2zebra.zip"
-    assert calls == [(url, str(tmp_path / "data"), str(tmp_path / "data"), True)]
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["horse2zebra"]  # archive removed
     dm.setup("fit")
     assert len(dm.domain_dataset("A", "train")) == 6
 

@@ -11,16 +11,17 @@ Weights (``weights_path`` or torch hub's cache) are never downloaded unless ``do
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from lightning_gans.metrics.extractors import ExtractorWeightsError, FeatureExtractor, file_sha256, register_extractor
+from lightning_gans.download import fetch
+from lightning_gans.errors import DownloadError
+from lightning_gans.metrics.extractors import ExtractorWeightsError, FeatureExtractor, file_sha256
 
 NAME = "inception-v3-compat"
-DOWNLOAD_SOCKET_TIMEOUT_S = 60.0
+DOWNLOAD_TIMEOUT_S = 60.0  # per connect/read: bounds a stalled connection
 
 
 def weights_url() -> str:
@@ -47,18 +48,13 @@ def _missing(path: Path, reason: str | None = None) -> ExtractorWeightsError:
 
 
 def _download(target: Path) -> str | None:
-    """Fetch the weights to ``target``; None on success, else a one-line reason."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_SOCKET_TIMEOUT_S)
+    """Fetch the weights to ``target`` (atomically: never a partial file there); None on success, else a one-line
+    reason naming the URL and why it failed."""
     try:
-        torch.hub.download_url_to_file(weights_url(), str(target), progress=True)
-    except Exception as err:  # URLError/HTTPError/timeouts/OSError: report, never crash with a traceback soup
-        first = str(err).strip().splitlines()
-        return f"download failed: {type(err).__name__}: {first[0] if first else 'no message'}"
-    finally:
-        socket.setdefaulttimeout(previous)
-    return None if target.is_file() else "download reported success but the file is absent"
+        fetch(weights_url(), target, what=f"{NAME} weights", timeout_s=DOWNLOAD_TIMEOUT_S, progress=True)
+    except DownloadError as err:
+        return f"download failed: {err.reason}"
+    return None
 
 
 def resolve_weights(weights_path: str | Path | None = None, download: bool = False) -> Path:
@@ -112,6 +108,5 @@ class InceptionV3Compat(FeatureExtractor):
         return features, logits
 
 
-@register_extractor(NAME, check=check_inception)
 def build_inception(weights_path: str | Path | None = None, download: bool = False) -> InceptionV3Compat:
     return InceptionV3Compat(weights_path=weights_path, download=download)

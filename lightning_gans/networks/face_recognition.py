@@ -23,7 +23,6 @@ for torchvision, [-1, 1] → [0, 1] → resize to ``input_size`` (the chapter's 
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 from typing import Literal
 
@@ -31,9 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_gans.download import fetch
+from lightning_gans.errors import DownloadError, FaceRecognitionWeightsError  # the latter: also the old import path
 
-class FaceRecognitionWeightsError(FileNotFoundError):
-    """The face-recognition network's weights are missing; the message says which file to put where."""
+DOWNLOAD_TIMEOUT_S = 10.0  # per connect/read: an offline run fails fast
 
 
 class FaceEmbedding(nn.Module):
@@ -129,16 +129,11 @@ class TorchvisionFaceEmbedding(FaceEmbedding):
             return path
         reason = "download=False"
         if self.download:
-            previous = socket.getdefaulttimeout()
-            socket.setdefaulttimeout(10.0)
+            what = f"ImageNet weights of torchvision's {self.arch}"
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                torch.hub.download_url_to_file(self.weights_enum.url, str(path), progress=False)
-                return path
-            except Exception as err:  # offline, proxy pages, interrupted transfers
-                reason = f"download failed: {type(err).__name__}: {' '.join(str(err).split()[:20])}"
-            finally:
-                socket.setdefaulttimeout(previous)
+                return fetch(self.weights_enum.url, path, what=what, timeout_s=DOWNLOAD_TIMEOUT_S, progress=False)
+            except DownloadError as err:  # offline, proxy pages, interrupted transfers
+                reason = f"download failed: {err.reason}"
         raise FaceRecognitionWeightsError(
             f"face recognition: no ImageNet weights for {self.arch} ({reason}). Put {self.weights_enum.url} at "
             f"{path} (torchvision's cache, $TORCH_HOME), or set weights_path=/path/to/file.pth, or plug in your own "

@@ -16,6 +16,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lightning_gans.errors import VGGWeightsError  # noqa: F401 - re-exported (old import path)
 from lightning_gans.networks.init import keras_init
 
 KERAS_BN = {"momentum": 0.2, "eps": 1e-3}  # Keras BatchNormalization(momentum=0.8), epsilon 1e-3
@@ -204,10 +205,6 @@ VGG19_LAYERS = _vgg19_layer_names()
 KERAS_VGG_NAMES = {f"block{b}_conv{i}": f"relu{b}_{i}" for b in range(1, 6) for i in range(1, 5)}  # Keras: ReLU in conv
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class VGGWeightsError(FileNotFoundError):
-    """The ImageNet VGG19 weights file of the content loss is missing or unusable (the message says what to do)."""
 
 
 def vgg19_weights_file(weights_path: str | Path | None = None) -> Path:
