@@ -141,7 +141,7 @@ def main() -> None:
     from datamodules.wiki_faces import AGE_BIN_NAMES, WikiFacesDataModule
     from lightning_gans.models import AgeCGAN
     from lightning_gans.networks.age_cgan import AgeDiscriminator, AgeGenerator
-    from lightning_gans.sampling import load_module
+    from lightning_gans.workflows.sampling import load_module
 
     if not (args.data / "wiki_crop" / "wiki.mat").is_file():
         make_age_faces(args.data)

@@ -4,7 +4,7 @@ Same extractor (``lenet-mnist`` by default: ``make extractor`` first), same real
 under ``DATA_DIR``) and the same fake images (pre-generated once by a DCGAN generator, so generation cost is
 excluded from both sides):
 
-* **lightning-gans** — ``lightning_gans.quality.evaluate_image_quality`` (the ``ImageQualityCallback`` core):
+* **lightning-gans** — ``lightning_gans.evaluation.evaluate_image_quality`` (the ``ImageQualityCallback`` core):
   real pass + fake pass, no cache;
 * **torchmetrics** — ``FrechetInceptionDistance(feature=<the same extractor>)`` updated batch by batch;
 * **cached** — our second evaluation of a run, real statistics read from the reference cache (no real pass).
@@ -24,10 +24,10 @@ import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from datamodules.mnist import MNISTDataModule
+from lightning_gans.evaluation import EvalSettings, evaluate_image_quality, make_protocol
 from lightning_gans.metrics import ReferenceCache, build_extractor
 from lightning_gans.networks import DCGANGenerator28
 from lightning_gans.outputs import to_uint8
-from lightning_gans.quality import evaluate_image_quality, make_protocol
 
 TARGET = 1.1
 
@@ -48,7 +48,7 @@ def time_ours(
 
     start = time.perf_counter()
     result = evaluate_image_quality(
-        sample_fn, reals, None, len(fakes), extractor, ["fid"], batch_size=batch, cache=cache, protocol=protocol
+        sample_fn, reals, None, extractor, protocol, ["fid"], EvalSettings(batch_size=batch), cache=cache
     )
     return time.perf_counter() - start, result.values["fid"], result.real_source
 

@@ -67,7 +67,7 @@ LOSS_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-# The configuration that reaches the VEEGAN/PacGAN level on grid25 here (README "Toy benchmark"; the same settings
+# The configuration that reaches the VEEGAN/PacGAN level on grid25 here (docs/results.md; the same settings
 # as experiments/toy_grid25_recommended.yaml): non-saturating loss, R1 γ = 0.1 (Mescheder et al. 2018), sampling
 # from an EMA of G (decay 0.999; Yazıcı et al. 2019), ReLU MLPs 3×256, Adam 1e-3 β (0.5, 0.999), batch 256.
 RECOMMENDED: dict[str, Any] = {

@@ -52,7 +52,7 @@ def load_mnist(data_dir: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]
         raise FileNotFoundError(
             f"MNIST IDX files not found in {Path(data_dir).resolve() / 'MNIST' / 'raw'} ({err}). Expected "
             "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
-            "there; `lightning-gans fit --config experiments/dcgan_mnist.yaml` downloads them, or see README."
+            "there; `lightning-gans fit --config experiments/dcgan_mnist.yaml` downloads them, or see docs/data.md."
         ) from None
     return dataset.data, dataset.targets
 

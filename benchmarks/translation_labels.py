@@ -33,7 +33,7 @@ from datamodules._translation import DomainImages
 from datamodules.paired import PairedDataModule
 from datamodules.unpaired import UnpairedDataModule
 from lightning_gans.outputs import to_uint8
-from lightning_gans.translate import load_translator, model_image_size
+from lightning_gans.workflows.translate import load_translator, model_image_size
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]  # uint8 N×3×28×28 → logits N×10
 

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from lightning_gans.compat import logged_step
+
 
 def run_dir(trainer: pl.Trainer) -> Path:
     """The run directory of ``trainer`` (created on first use)."""
@@ -57,7 +59,7 @@ def log_image(trainer: pl.Trainer, key: str, image: np.ndarray, filename: str | 
     path = save_png(image, run_dir(trainer) / "samples" / name)
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # WandbLogger
-            logger.log_image(key=key, images=[image], step=trainer.fit_loop.epoch_loop._batches_that_stepped)
+            logger.log_image(key=key, images=[image], step=logged_step(trainer))
     return path
 
 
@@ -78,6 +80,14 @@ def append_metrics(trainer: pl.Trainer, metrics: dict[str, Any], **meta: Any) ->
     row.update({k: _jsonable(v) for k, v in metrics.items()})
     with open(run_dir(trainer) / "metrics.jsonl", "a") as fh:
         fh.write(json.dumps(row) + "\n")
+
+
+def summary_direction(metric_class: type, output: str | None = None) -> str | None:
+    """The W&B summary of a metric object's output: "max" when higher is better, "min" when lower, None when
+    unknown. Reads ``output_higher_is_better[output]`` (metrics with several outputs) or torchmetrics'
+    ``higher_is_better``."""
+    better = getattr(metric_class, "output_higher_is_better", {}).get(output, metric_class.higher_is_better)
+    return None if better is None else ("max" if better else "min")
 
 
 def define_wandb_summaries(trainer: pl.Trainer, summaries: dict[str, str], owner: str) -> None:

@@ -19,11 +19,11 @@ from toy_training import bare_trainer
 from datamodules.mnist import MNISTDataModule
 from lightning_gans.callbacks import ImageQualityCallback, SampleGridCallback
 from lightning_gans.cli import RUN_DIR_ENV, ConfigError, main
+from lightning_gans.evaluation import evaluate_image_quality, make_protocol
 from lightning_gans.metrics import ConditionalAccuracy
 from lightning_gans.models import CGAN, GAN
 from lightning_gans.networks import MLPDiscriminator, MLPGenerator
 from lightning_gans.networks.cgan import CGANDiscriminator28, CGANGenerator28
-from lightning_gans.quality import evaluate_image_quality
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,7 +152,8 @@ def test_conditional_accuracy_counts_agreement_exactly_per_shard() -> None:
     def sample_fn(count: int, labels: torch.Tensor | None = None, indices: torch.Tensor | None = None):
         return images[indices]  # the "generator" ignores the request: its accuracy is the agreement above
 
-    whole = evaluate_image_quality(sample_fn, images, labels, 101, extractor, ["cond_acc"], conditional=True)
+    protocol = make_protocol("noise", "test", 101, extractor)
+    whole = evaluate_image_quality(sample_fn, images, labels, extractor, protocol, ["cond_acc"], conditional=True)
     assert whole.values["cond_acc"] == pytest.approx(34 / 101, abs=1e-12)
     metric = ConditionalAccuracy()
     for rank in (0, 1):  # per-rank states (counts) add up to the single-process value
@@ -160,7 +161,7 @@ def test_conditional_accuracy_counts_agreement_exactly_per_shard() -> None:
         metric.update(extractor.features_and_logits(to_uint8(images[shard]))[1], labels[shard])
     assert (int(metric.correct), int(metric.total)) == (34, 101)
     with pytest.raises(ValueError, match="conditional models only"):
-        evaluate_image_quality(sample_fn, images, labels, 101, extractor, ["cond_acc"])
+        evaluate_image_quality(sample_fn, images, labels, extractor, protocol, ["cond_acc"])
 
 
 def test_quality_callback_logs_conditional_accuracy(mnist_root: Path, tmp_path: Path) -> None:

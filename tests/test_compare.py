@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lightning_gans.compare import compare, compare_command
+from lightning_gans.commands.compare import main as compare_command
+from lightning_gans.workflows.compare import compare
 
 P10K = {
     "dataset": "mnist",

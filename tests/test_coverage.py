@@ -16,11 +16,11 @@ from datamodules.mnist import MNISTDataModule
 from lightning_gans.callbacks import ImageQualityCallback
 from lightning_gans.callbacks.image_quality import CollapseWarning
 from lightning_gans.cli import ConfigError
+from lightning_gans.evaluation import EvalSettings, evaluate_image_quality, make_protocol
 from lightning_gans.metrics import ClassHistogram
 from lightning_gans.models import GAN
 from lightning_gans.networks import MLPDiscriminator
 from lightning_gans.outputs import to_uint8
-from lightning_gans.quality import evaluate_image_quality
 
 COVERAGE = f"coverage/{TINY}/64"
 
@@ -73,11 +73,11 @@ def test_evaluation_reports_the_histogram_of_the_extractor_labels() -> None:
             lambda count, labels=None, indices=None: images[indices],
             images,
             None,
-            90,
             extractor,
+            make_protocol("noise", "test", 90, extractor),
             ["coverage", "class_kl"],
+            EvalSettings(coverage_threshold=threshold),
             world_size=1,
-            coverage_threshold=threshold,
         )
         assert result.values["coverage"] == int((p >= threshold).sum())
         kl = float(sum(q * math.log(10 * q) for q in p.tolist() if q > 0))

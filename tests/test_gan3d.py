@@ -21,7 +21,8 @@ from datamodules._paths import DatasetNotFoundError
 from datamodules.shapenet import ShapeNetVoxelsDataModule, read_binvox
 from lightning_gans.callbacks.voxels import exposed_faces, point_cloud, render_volumes
 from lightning_gans.cli import RUN_DIR_ENV, main
-from lightning_gans.metrics.voxel import VoxelCoverage, evaluate_voxel_quality, voxel_iou
+from lightning_gans.evaluation.voxels import evaluate_voxel_quality
+from lightning_gans.metrics.voxel import VoxelCoverage, voxel_iou
 from lightning_gans.models.gan3d import GAN3D
 from lightning_gans.networks.gan3d import VoxelDiscriminator, VoxelGenerator
 
@@ -296,7 +297,7 @@ def test_fit_renders_scores_and_samples_volumes(cli_env: Path) -> None:
     with Image.open(run / "samples" / "voxels_epoch0001.png") as png:
         assert png.mode == "RGB" and png.size == (640, 640)  # 16 fixed latents: 4×4 panels of 160 px
     clouds = list(run.glob("wandb/offline-run-*/files/media/object3D/samples/voxel_points_*.pts.json"))
-    from lightning_gans.sampling import load_module
+    from lightning_gans.workflows.sampling import load_module
 
     fixed = load_module(run / "checkpoints" / "last.ckpt").sample_fixed()  # the weights the render saw
     non_empty = int((fixed > 0.5).flatten(1).any(1).sum())
@@ -324,8 +325,8 @@ def test_two_process_ddp_metric_equals_one_process(cli_env: Path) -> None:
     import subprocess
 
     from datamodules.shapenet import ShapeNetVoxelsDataModule
-    from lightning_gans.quality import ModuleSampler
-    from lightning_gans.sampling import load_module
+    from lightning_gans.evaluation import ModuleSampler
+    from lightning_gans.workflows.sampling import load_module
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO)])}
     cmd = [sys.executable, "-m", "lightning_gans.cli", "fit", "--config", str(REPO / "experiments/gan3d_shapes32.yaml")]

@@ -15,8 +15,8 @@ from PIL import Image
 
 from datamodules._paths import DatasetNotFoundError
 from datamodules.image_folder import ImageFolderDataModule
-from lightning_gans import prepare
 from lightning_gans.cli import main
+from lightning_gans.workflows import prepare
 
 
 def test_recursive_mixed_formats(tmp_path: Path) -> None:

@@ -18,12 +18,19 @@ from quality_fakes import TINY, ElementwiseGenerator, TinyExtractor
 from datamodules.mnist import MNISTDataModule
 from lightning_gans.callbacks import ImageQualityCallback
 from lightning_gans.cli import ConfigError, main
-from lightning_gans.evaluation import eval_command
+from lightning_gans.commands.eval import main as eval_command
+from lightning_gans.evaluation import (
+    EvalSettings,
+    ModuleSampler,
+    evaluate_image_quality,
+    make_protocol,
+    shard_indices,
+    shard_size,
+)
 from lightning_gans.metrics import ExtractorWeightsError, ReferenceCache, build_extractor
-from lightning_gans.metrics.lenet import train_lenet_mnist
 from lightning_gans.models import GAN
 from lightning_gans.networks import MLPDiscriminator
-from lightning_gans.quality import ModuleSampler, evaluate_image_quality, make_protocol, shard_indices, shard_size
+from lightning_gans.workflows.extractor import train_lenet_mnist
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
@@ -99,8 +106,9 @@ def test_reference_cache_skips_the_real_pass_and_misses_on_a_new_protocol(qualit
     def run(n: int, split: str = "test") -> tuple:
         before = extractor.calls
         protocol = make_protocol("mnist", split, n, extractor)
+        settings = EvalSettings(batch_size=300, **KID)
         result = evaluate_image_quality(
-            sampler, images, labels, n, extractor, ["fid", "kid"], batch_size=300, cache=cache, protocol=protocol, **KID
+            sampler, images, labels, extractor, protocol, ["fid", "kid"], settings, cache=cache
         )
         return result, extractor.calls - before
 
@@ -111,8 +119,10 @@ def test_reference_cache_skips_the_real_pass_and_misses_on_a_new_protocol(qualit
     assert second.values == pytest.approx(first.values, rel=1e-12)
     assert run(500)[0].real_source == "computed"  # another N
     assert run(N, split="train")[0].real_source == "computed"  # another split (same images here: key differs)
+    protocol = make_protocol("mnist", "test", N, extractor)
+    settings = EvalSettings(batch_size=300, **KID)
     memory = evaluate_image_quality(
-        sampler, images, labels, N, extractor, ["fid", "kid"], batch_size=300, reference=first.reference, **KID
+        sampler, images, labels, extractor, protocol, ["fid", "kid"], settings, reference=first.reference
     )
     assert memory.real_source == "memory" and memory.values == pytest.approx(first.values, rel=1e-12)
 
@@ -122,16 +132,17 @@ def test_conditional_fakes_use_the_labels_of_the_same_indices(quality_env: Path)
     labels = labels.flip(0)  # not simply i % 10, so a wrong index shows
     for rank in (0, 1):  # what rank r of 2 asks for (no process group: the rank's local part only)
         module = _gan(conditional=True)
+        extractor = TinyExtractor()
         evaluate_image_quality(
             ModuleSampler(module),
             images,
             labels,
-            N,
-            TinyExtractor(),
+            extractor,
+            make_protocol("mnist", "test", N, extractor),
             ["is"],
+            EvalSettings(batch_size=64),
             rank=rank,
             world_size=2,
-            batch_size=64,
             conditional=True,
         )
         assert torch.equal(torch.cat(module.asked), labels[rank:N:2])

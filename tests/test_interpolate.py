@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from lightning_gans.cli import main
-from lightning_gans.interpolation import interpolation_latents, slerp
+from lightning_gans.workflows.interpolation import interpolation_latents, slerp
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,6 +16,7 @@ from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
+from lightning_gans.commands.train_extractor import main as train_extractor_command
 from lightning_gans.metrics import (
     ExtractorWeightsError,
     FeatureExtractor,
@@ -27,11 +28,11 @@ from lightning_gans.metrics import (
     build_extractor,
     check_extractor,
     register_extractor,
+    registry,
 )
-from lightning_gans.metrics import extractors as registry
 from lightning_gans.metrics.extractors import ExtractorChecksumError, file_sha256
-from lightning_gans.metrics.lenet import train_extractor_command, train_lenet_mnist
 from lightning_gans.outputs import to_uint8
+from lightning_gans.workflows.extractor import train_lenet_mnist
 
 
 @pytest.fixture(autouse=True, scope="module")

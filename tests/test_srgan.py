@@ -17,11 +17,11 @@ from PIL import Image
 
 from datamodules.super_resolution import Rotated, SuperResolutionDataModule, downscale
 from lightning_gans.cli import ConfigError, main
+from lightning_gans.evaluation.super_resolution import evaluate_super_resolution
 from lightning_gans.metrics.super_resolution import (
     MAX_PSNR,
     SuperResolutionScores,
     bicubic_upscale,
-    evaluate_super_resolution,
     psnr_per_image,
     rgb_to_y,
 )

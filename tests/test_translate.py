@@ -16,7 +16,7 @@ from datamodules.unpaired import UnpairedDataModule
 from lightning_gans.cli import RUN_DIR_ENV, main
 from lightning_gans.models.cyclegan import CycleGAN
 from lightning_gans.outputs import to_uint8
-from lightning_gans.translate import translate_images
+from lightning_gans.workflows.translate import translate_images
 
 
 class ColourFlip(pl.LightningModule):

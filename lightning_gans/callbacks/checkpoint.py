@@ -19,8 +19,8 @@ class RunCheckpoint(ModelCheckpoint):
     wrote nothing until training ended and a crash lost the whole run.
 
     ``fast_dev_run`` writes no checkpoint at all, as Lightning documents: Lightning 2.6's
-    ``ModelCheckpoint.on_train_end`` saves ``last.ckpt`` without that check, and the generic experiment test's
-    ~40 smoke runs left 4.6 GB of checkpoints in the pytest temp dir (a full disk failed CI).
+    ``ModelCheckpoint.on_train_end`` saves ``last.ckpt`` without that check, which fills the disk when the generic
+    experiment test smoke-runs every experiment (``docs/training.md``).
     """
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:

@@ -1,4 +1,4 @@
-"""``ImageQualityCallback``: FID / IS / KID during training, exact under DDP (see :mod:`lightning_gans.quality`).
+"""``ImageQualityCallback``: FID / IS / KID during training, exact under DDP (see :mod:`lightning_gans.evaluation`).
 
 Every rank takes part in an evaluation: rank r of W scores the real images at global indices r, r+W, … < N and
 exactly its share of N fakes; the metric states reduce exactly, so a 2-process run logs the 1-process number.
@@ -20,9 +20,9 @@ time) and FID is declared a W&B "min" summary. Real statistics come from memory,
 ``collapse_patience`` consecutive evaluations; ``stop_on_collapse: true`` also ends training there, so a collapsed
 run does not burn its GPU budget. Coverage is identical on every rank, so under DDP all ranks stop together. The
 streak is saved in checkpoints and continues after a resume. Generators learn digits one group at a time, so early
-evaluations are below any useful threshold: evaluations before ``collapse_grace_steps`` GAN steps do not count
-(measured: the recommended MLP GAN stays at 6–8 of 10 classes until step ~7,000, then reaches 10/10 and keeps it;
-without a grace period ``stop_on_collapse`` would have ended that run).
+evaluations are below any useful threshold: evaluations before ``collapse_grace_steps`` GAN steps do not count, so
+``stop_on_collapse`` cannot end a run that is still learning its first digits (how long that takes for the MNIST
+recipes: ``docs/results.md``).
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ from lightning.pytorch.callbacks import Callback, RichProgressBar
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from lightning_gans.callbacks._timing import epoch_due, is_last_epoch
-from lightning_gans.metrics import FeatureExtractor, ReferenceCache, build_extractor, check_extractor
-from lightning_gans.outputs import append_metrics, define_wandb_summaries
-from lightning_gans.quality import (
+from lightning_gans.capabilities import is_conditional, is_sampler
+from lightning_gans.compat import logged_step
+from lightning_gans.errors import ConfigError
+from lightning_gans.evaluation import (
+    EvalSettings,
     ModuleSampler,
     broadcast_buffers,
     check_metrics,
@@ -45,27 +47,32 @@ from lightning_gans.quality import (
     make_protocol,
     metric_names,
 )
+from lightning_gans.metrics import (
+    ClassHistogram,
+    ConditionalAccuracy,
+    FeatureExtractor,
+    FrechetDistance,
+    InceptionScoreSum,
+    KernelDistance,
+    ReferenceCache,
+    build_extractor,
+    check_extractor,
+)
+from lightning_gans.outputs import append_metrics, define_wandb_summaries, summary_direction
 
-SUMMARIES = {
-    "fid": "min",
-    "kid": "min",
-    "is": "max",
-    "cond_acc": "max",
-    "coverage": "max",
-    "class_kl": "min",
-    "mmd": "min",
+# The metric object behind each logged key: its higher_is_better sets the W&B summary ("min"/"max").
+METRIC_OBJECTS: dict[str, type] = {
+    "fid": FrechetDistance,
+    "kid": KernelDistance,
+    "is": InceptionScoreSum,
+    "cond_acc": ConditionalAccuracy,
+    "coverage": ClassHistogram,
+    "class_kl": ClassHistogram,
 }
 
 
 class CollapseWarning(UserWarning):
     """Class coverage stayed below ``collapse_coverage`` for ``collapse_patience`` evaluations."""
-
-
-def _config_error(message: str) -> Exception:
-    """The CLI's ConfigError (printed without a traceback by ``lightning-gans``); imported lazily (no cycle)."""
-    from lightning_gans.cli import ConfigError
-
-    return ConfigError(message)
 
 
 class ImageQualityCallback(Callback):
@@ -77,6 +84,8 @@ class ImageQualityCallback(Callback):
     ``seed`` fixes the latents (sample i's latent depends only on (seed, i)), so successive evaluations differ
     only by the generator's weights. ``last_metrics`` holds the latest values by logged name.
     """
+
+    metric_objects: dict[str, type] = METRIC_OBJECTS
 
     def __init__(
         self,
@@ -101,14 +110,14 @@ class ImageQualityCallback(Callback):
         super().__init__()
         self.metrics = check_metrics(metrics)
         if collapse_coverage is not None and "coverage" not in self.metrics:
-            raise _config_error(
+            raise ConfigError(
                 f"ImageQualityCallback: collapse_coverage={collapse_coverage} needs the coverage metric: add coverage "
                 f"to metrics (got {self.metrics}) or set collapse_coverage: null"
             )
         if collapse_patience < 1 or (collapse_coverage is not None and collapse_coverage < 1):
-            raise _config_error("ImageQualityCallback: collapse_patience and collapse_coverage must be >= 1")
+            raise ConfigError("ImageQualityCallback: collapse_patience and collapse_coverage must be >= 1")
         if collapse_grace_steps < 0:
-            raise _config_error(f"ImageQualityCallback: collapse_grace_steps must be >= 0, got {collapse_grace_steps}")
+            raise ConfigError(f"ImageQualityCallback: collapse_grace_steps must be >= 0, got {collapse_grace_steps}")
         if num_samples < 2 or batch_size < 1:
             raise ValueError(f"need num_samples >= 2 and batch_size >= 1, got {num_samples}, {batch_size}")
         if (every_n_epochs or 0) < 0 or (every_n_steps or 0) < 0:
@@ -151,10 +160,10 @@ class ImageQualityCallback(Callback):
         if self._extractor is None:
             self._extractor = build_extractor(self.extractor_name, **self.extractor_kwargs)
         check_metrics(self.metrics, self._extractor)
-        if not callable(getattr(pl_module, "sample", None)):
-            raise _config_error(f"ImageQualityCallback: {type(pl_module).__name__} has no sample(n) method")
-        if "cond_acc" in self.metrics and not getattr(pl_module, "conditional", False):
-            raise _config_error(
+        if not is_sampler(pl_module):
+            raise ConfigError(f"ImageQualityCallback: {type(pl_module).__name__} has no sample(n) method")
+        if "cond_acc" in self.metrics and not is_conditional(pl_module):
+            raise ConfigError(
                 f"ImageQualityCallback: cond_acc (conditional accuracy) needs a conditional model, "
                 f"{type(pl_module).__name__} is not one: drop cond_acc from the callback's metrics"
             )
@@ -166,7 +175,7 @@ class ImageQualityCallback(Callback):
         datamodule = trainer.datamodule
         real_images = getattr(datamodule, "real_images", None)
         if not callable(real_images):
-            raise _config_error(
+            raise ConfigError(
                 f"ImageQualityCallback needs a datamodule with real_images(split) -> (images, labels); "
                 f"{type(datamodule).__name__} has none"
             )
@@ -174,7 +183,7 @@ class ImageQualityCallback(Callback):
         images, labels = out if isinstance(out, (tuple, list)) else (out, None)
         if len(images) < self.num_samples:
             dataset = getattr(datamodule, "name", type(datamodule).__name__)
-            raise _config_error(
+            raise ConfigError(
                 f"ImageQualityCallback: num_samples={self.num_samples} but the {self.split} split of {dataset} has "
                 f"{len(images)} images; lower the callback's num_samples (--trainer.callbacks…num_samples / "
                 f"init_args.num_samples in the YAML) or evaluate on a larger split (init_args.split)"
@@ -213,33 +222,35 @@ class ImageQualityCallback(Callback):
         images, labels = self._real_data(trainer)
         dataset = getattr(trainer.datamodule, "name", type(trainer.datamodule).__name__)
         protocol = make_protocol(dataset, self.split, self.num_samples, extractor)
+        settings = EvalSettings(
+            self.batch_size, self.kid_subsets, self.kid_subset_size, self.coverage_threshold, self.seed
+        )
         result = evaluate_image_quality(
             ModuleSampler(pl_module, seed=self.seed),
             images,
             labels,
-            self.num_samples,
             extractor,
+            protocol,
             self.metrics,
+            settings,
+            conditional=is_conditional(pl_module),
             rank=trainer.global_rank,
             world_size=trainer.world_size,
             device=pl_module.device,
-            batch_size=self.batch_size,
-            conditional=bool(getattr(pl_module, "conditional", False)),
             reference=self._reference,
             cache=ReferenceCache() if self.use_cache else None,
-            protocol=protocol,
-            kid_subsets=self.kid_subsets,
-            kid_subset_size=self.kid_subset_size,
-            coverage_threshold=self.coverage_threshold,
             progress=_progress(trainer),
-            seed=self.seed,
         )
         if result.reference is not None:
             self._reference = result.reference
         logged = {self.names[k]: v for k, v in result.values.items()}
         self.last_metrics = dict(logged)
         self._log(trainer, pl_module, logged, epoch_end)
-        meta: dict[str, Any] = {"protocol": protocol, "real_statistics": result.real_source, "seed": self.seed}
+        meta: dict[str, Any] = {
+            "protocol": protocol.as_dict(),
+            "real_statistics": result.real_source,
+            "seed": self.seed,
+        }
         if "kid" in self.metrics:
             meta["kid_settings"] = {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size}
         if {"coverage", "class_kl"} & set(self.metrics):
@@ -261,7 +272,7 @@ class ImageQualityCallback(Callback):
             f"mode collapse suspected at step {trainer.global_step}: the generator covers {coverage:.0f}/{classes} "
             f"classes (< {self.collapse_coverage}) for {self.low_coverage_streak} consecutive evaluations"
             + (": stopping (stop_on_collapse)" if self.stop_on_collapse else "")
-            + '. Try a recommended recipe (README, "Recommended recipes") or a lower learning rate / label smoothing.'
+            + ". Try a recommended recipe (docs/models/recipes.md) or a lower learning rate / label smoothing."
         )
         rank_zero_warn(message, category=CollapseWarning)
         append_metrics(
@@ -291,7 +302,7 @@ class ImageQualityCallback(Callback):
         if not trainer.is_global_zero:
             return
         self._define_summaries(trainer)
-        step = trainer.fit_loop.epoch_loop._batches_that_stepped
+        step = logged_step(trainer)
         for logger in trainer.loggers:
             logger.log_metrics({**logged, "epoch": trainer.current_epoch}, step=step)
 
@@ -300,7 +311,8 @@ class ImageQualityCallback(Callback):
         if self._summaries_defined:
             return
         self._summaries_defined = True
-        summaries = {name: SUMMARIES[key] for key, name in self.names.items() if key in SUMMARIES}
+        objects = self.metric_objects
+        summaries = {name: summary_direction(objects[key], key) for key, name in self.names.items() if key in objects}
         define_wandb_summaries(trainer, summaries, type(self).__name__)
 
 

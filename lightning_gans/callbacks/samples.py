@@ -19,6 +19,7 @@ import numpy as np
 from lightning.pytorch.callbacks import Callback
 
 from lightning_gans.callbacks._timing import epoch_due
+from lightning_gans.capabilities import is_conditional
 from lightning_gans.outputs import log_image, make_grid, run_dir
 
 
@@ -49,7 +50,7 @@ class SampleGridCallback(Callback):
         if not epoch_due(trainer, self.every_n_epochs):
             return
         images, nrow, name = pl_module.sample_fixed(), self.nrow, "grid"
-        if getattr(pl_module, "conditional", False):  # one row per class: each row one digit
+        if is_conditional(pl_module):  # one row per class: each row one digit
             nrow, name = images.shape[0] // pl_module.num_classes, "class_grid"
         grid = make_grid(images, nrow=nrow)
         if self.invert:

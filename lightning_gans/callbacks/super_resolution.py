@@ -25,17 +25,14 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.callbacks._timing import epoch_due
-from lightning_gans.metrics.super_resolution import SPACES, bicubic_upscale, evaluate_super_resolution
-from lightning_gans.outputs import append_metrics, define_wandb_summaries, log_image, make_grid
-from lightning_gans.quality import broadcast_buffers, count_label
+from lightning_gans.compat import logged_step
+from lightning_gans.errors import ConfigError
+from lightning_gans.evaluation import broadcast_buffers, count_label
+from lightning_gans.evaluation.super_resolution import evaluate_super_resolution
+from lightning_gans.metrics.super_resolution import SPACES, SuperResolutionScores, bicubic_upscale
+from lightning_gans.outputs import append_metrics, define_wandb_summaries, log_image, make_grid, summary_direction
 
 METRICS = ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic")
-
-
-def _config_error(message: str) -> Exception:
-    from lightning_gans.cli import ConfigError  # lazy: no import cycle
-
-    return ConfigError(message)
 
 
 def comparison_grid(lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, scale: int) -> Any:
@@ -82,22 +79,22 @@ class SuperResolutionCallback(Callback):
             rank_zero_info("SuperResolutionCallback: skipped under fast_dev_run")
             return
         if not callable(getattr(pl_module, "upscale", None)):
-            raise _config_error(f"SuperResolutionCallback needs an SR model (SRGAN); got {type(pl_module).__name__}")
+            raise ConfigError(f"SuperResolutionCallback needs an SR model (SRGAN); got {type(pl_module).__name__}")
         datamodule = trainer.datamodule
         if not callable(getattr(datamodule, "pairs", None)):
-            raise _config_error(
+            raise ConfigError(
                 "SuperResolutionCallback needs datamodules.super_resolution.SuperResolutionDataModule (pairs(split)); "
                 f"got {type(datamodule).__name__}"
             )
         self.split = self.split or datamodule.eval_split
         available = len(datamodule.pairs(self.split))
         if self.num_samples is not None and self.num_samples > available:
-            raise _config_error(
+            raise ConfigError(
                 f"SuperResolutionCallback: num_samples={self.num_samples} but the {self.split} split holds "
                 f"{available} pairs: lower num_samples (or None for all of them)"
             )
         if self.crop_border * 2 >= datamodule.hr_size:
-            raise _config_error(f"crop_border={self.crop_border} leaves nothing of {datamodule.hr_size}² images")
+            raise ConfigError(f"crop_border={self.crop_border} leaves nothing of {datamodule.hr_size}² images")
 
     def names(self, n: int) -> dict[str, str]:
         return {m: f"{m}/{self.space}/{count_label(n)}" for m in METRICS}
@@ -132,8 +129,9 @@ class SuperResolutionCallback(Callback):
         if trainer.is_global_zero:
             if not self._summaries_defined:
                 self._summaries_defined = True
-                define_wandb_summaries(trainer, dict.fromkeys(self.names(n).values(), "max"), "SuperResolutionCallback")
-            step = trainer.fit_loop.epoch_loop._batches_that_stepped
+                summaries = dict.fromkeys(self.names(n).values(), summary_direction(SuperResolutionScores))
+                define_wandb_summaries(trainer, summaries, "SuperResolutionCallback")
+            step = logged_step(trainer)
             for logger in trainer.loggers:
                 logger.log_metrics({**logged, "epoch": trainer.current_epoch}, step=step)
             self._grid(trainer, pl_module, pairs)

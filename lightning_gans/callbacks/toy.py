@@ -11,6 +11,7 @@ from torch import Tensor
 
 from datamodules.toy import MIXTURES, scatter_plot, toy_metrics
 from lightning_gans.callbacks._timing import epoch_due
+from lightning_gans.capabilities import is_sampler
 from lightning_gans.outputs import append_metrics, log_image
 
 REAL_POINTS_SHOWN = 2500
@@ -49,7 +50,7 @@ class ToyMetricsCallback(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             self._dataset_name(trainer)  # fail before training, not after the first epoch
-            if not callable(getattr(pl_module, "sample", None)):
+            if not is_sampler(pl_module):
                 raise RuntimeError(f"{type(pl_module).__name__} has no sample(n) method")
 
     def _real_points(self, trainer: pl.Trainer) -> Tensor | None:

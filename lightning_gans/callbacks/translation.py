@@ -16,10 +16,12 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.callbacks._timing import epoch_due
-from lightning_gans.callbacks.image_quality import ImageQualityCallback, _config_error, _progress
+from lightning_gans.callbacks.image_quality import ImageQualityCallback, _progress
+from lightning_gans.capabilities import is_translator
+from lightning_gans.errors import ConfigError
+from lightning_gans.evaluation import EvalSettings, count_label, evaluate_image_quality, make_protocol, shard_indices
 from lightning_gans.metrics import ReferenceCache, check_extractor
 from lightning_gans.outputs import append_metrics, define_wandb_summaries, log_image, make_grid
-from lightning_gans.quality import count_label, evaluate_image_quality, make_protocol, shard_indices
 
 DIRECTIONS = (("AtoB", "A", "B"), ("BtoA", "B", "A"))  # (direction, source domain, target domain)
 BACK = {"AtoB": "BtoA", "BtoA": "AtoB"}
@@ -29,20 +31,20 @@ def domain_images(trainer: pl.Trainer, domain: str, split: str, limit: int | Non
     """The first ``limit`` (all if None) images of one domain of ``split`` as one N×C×H×W tensor in [-1, 1]."""
     datamodule = trainer.datamodule
     if not callable(getattr(datamodule, "domain_dataset", None)):
-        raise _config_error(
+        raise ConfigError(
             f"translation callbacks need a datamodule with domain_dataset(domain, split) (datamodules.paired, "
             f"datamodules.unpaired); {type(datamodule).__name__} has none"
         )
     dataset = datamodule.domain_dataset(domain, split)
     n = len(dataset) if limit is None else min(limit, len(dataset))
     if n == 0:
-        raise _config_error(f"the {split} split of domain {domain} is empty")
+        raise ConfigError(f"the {split} split of domain {domain} is empty")
     return torch.stack([dataset[i] for i in range(n)])
 
 
 def _check_translator(pl_module: pl.LightningModule, name: str) -> None:
-    if not callable(getattr(pl_module, "translate", None)):
-        raise _config_error(f"{name} needs a translation model with translate(images, direction), e.g. CycleGAN")
+    if not is_translator(pl_module):
+        raise ConfigError(f"{name} needs a translation model with translate(images, direction), e.g. CycleGAN")
 
 
 class TranslationGridCallback(Callback):
@@ -86,7 +88,7 @@ class TranslationQualityCallback(ImageQualityCallback):
 
     * ``fid_AtoB/<extractor>/<N>``: G_AB(test A) against real test B; ``fid_BtoA/…``: G_BA(test B) against real
       test A; N = ``num_samples`` (default: the smaller test domain). The evaluation is
-      :func:`lightning_gans.quality.evaluate_image_quality`: exact N under DDP (rank r translates the test images at
+      :func:`lightning_gans.evaluation.evaluate_image_quality`: exact N under DDP (rank r translates the test images at
       the global indices r, r + W, …), FrechetDistance sum states, the reference-statistics cache keyed by the
       protocol (dataset/domain, split, N, extractor, weights, ``resize_to``).
     * ``cycle_l1_A/<split>``: mean over every test image of domain A of mean |G_BA(G_AB(a)) − a| in [-1, 1] units
@@ -139,7 +141,7 @@ class TranslationQualityCallback(ImageQualityCallback):
         shorter = min(len(v) for v in self.domains.values())
         n = self.requested_samples or shorter
         if not 2 <= n <= shorter:
-            raise _config_error(
+            raise ConfigError(
                 f"TranslationQualityCallback: num_samples={n} but the {self.split} split has {shorter} images in its "
                 "smaller domain (FID compares N translated with N real images): lower num_samples or leave it unset"
             )
@@ -166,23 +168,21 @@ class TranslationQualityCallback(ImageQualityCallback):
                 return self._resize(pl_module.translate(_x[indices].to(pl_module.device), _d))
 
             protocol = make_protocol(f"{dataset}/{target}", self.split, self.num_samples, extractor)
-            protocol["resize_to"] = self.resize_to
+            protocol = protocol.with_extra(resize_to=self.resize_to)
             result = evaluate_image_quality(
                 translate,
                 self._resize(self.domains[target]),
                 None,
-                self.num_samples,
                 extractor,
+                protocol,
                 ["fid"],
+                EvalSettings(batch_size=self.batch_size, seed=self.seed),
                 rank=rank,
                 world_size=world,
                 device=pl_module.device,
-                batch_size=self.batch_size,
                 reference=self.references[target],
                 cache=ReferenceCache() if self.use_cache else None,
-                protocol=protocol,
                 progress=_progress(trainer),
-                seed=self.seed,
             )
             if result.reference is not None:
                 self.references[target] = result.reference

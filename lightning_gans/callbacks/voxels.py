@@ -26,10 +26,13 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans.callbacks._timing import epoch_due
-from lightning_gans.callbacks.image_quality import ImageQualityCallback, _config_error, _progress
-from lightning_gans.metrics.voxel import EXTRACTOR_NAME, THRESHOLD, evaluate_voxel_quality
+from lightning_gans.callbacks.image_quality import ImageQualityCallback, _progress
+from lightning_gans.compat import logged_step
+from lightning_gans.errors import ConfigError
+from lightning_gans.evaluation import ModuleSampler, metric_names
+from lightning_gans.evaluation.voxels import evaluate_voxel_quality
+from lightning_gans.metrics.voxel import EXTRACTOR_NAME, THRESHOLD, VoxelCoverage
 from lightning_gans.outputs import append_metrics, log_image
-from lightning_gans.quality import ModuleSampler, metric_names
 
 
 def _for_drawing(volume: torch.Tensor, threshold: float, max_resolution: int) -> np.ndarray:
@@ -137,7 +140,7 @@ class VoxelRenderCallback(Callback):
             return
         volumes = pl_module.sample_fixed()
         if volumes.dim() != 5:
-            raise _config_error(f"VoxelRenderCallback needs N×1×D×H×W volumes, got shape {tuple(volumes.shape)}")
+            raise ConfigError(f"VoxelRenderCallback needs N×1×D×H×W volumes, got shape {tuple(volumes.shape)}")
         if not trainer.is_global_zero:
             return
         grid = render_volumes(volumes, self.threshold, self.nrow, self.max_resolution)
@@ -157,13 +160,15 @@ class VoxelRenderCallback(Callback):
 
             clouds = [wandb.Object3D(point_cloud(v, self.threshold)) for v in volumes if (v > self.threshold).any()]
             if clouds:
-                step = trainer.fit_loop.epoch_loop._batches_that_stepped
+                step = logged_step(trainer)
                 logger.experiment.log({"samples/voxel_points": clouds}, step=step)
 
 
 class VoxelQualityCallback(ImageQualityCallback):
     """Coverage / MMD by voxel IoU during training (see the module docstring); reuses the image-quality
     callback's schedule (``every_n_epochs``, ``every_n_steps``, after the last epoch) and logging."""
+
+    metric_objects: dict[str, type] = {"coverage": VoxelCoverage, "mmd": VoxelCoverage}
 
     def __init__(
         self,
@@ -196,19 +201,19 @@ class VoxelQualityCallback(ImageQualityCallback):
             rank_zero_info("VoxelQualityCallback: skipped under fast_dev_run")
             return
         if not getattr(pl_module, "volumetric", False):
-            raise _config_error(f"VoxelQualityCallback needs a voxel model (GAN3D), got {type(pl_module).__name__}")
+            raise ConfigError(f"VoxelQualityCallback needs a voxel model (GAN3D), got {type(pl_module).__name__}")
         self._reference_volumes(trainer)
 
     def _reference_volumes(self, trainer: pl.Trainer) -> torch.Tensor:
         if self._references is None:
             real_volumes = getattr(trainer.datamodule, "real_volumes", None)
             if not callable(real_volumes):
-                raise _config_error(
+                raise ConfigError(
                     "VoxelQualityCallback needs a datamodule with real_volumes(split) (e.g. ShapeNetVoxelsDataModule)"
                 )
             volumes = real_volumes(self.split)
             if len(volumes) < self.num_samples:
-                raise _config_error(
+                raise ConfigError(
                     f"VoxelQualityCallback: num_samples={self.num_samples} but the {self.split} split has "
                     f"{len(volumes)} volumes; lower init_args.num_samples"
                 )

@@ -16,17 +16,11 @@ Public API (other modules import only these names):
 * ``cache_dir()`` — ``$LIGHTNING_GANS_CACHE`` or ``~/.cache/lightning-gans``.
 """
 
+from lightning_gans.errors import ExtractorWeightsError
 from lightning_gans.metrics.conditional import ClassHistogram, ConditionalAccuracy
-from lightning_gans.metrics.extractors import (
-    ExtractorWeightsError,
-    FeatureExtractor,
-    available_extractors,
-    build_extractor,
-    cache_dir,
-    check_extractor,
-    register_extractor,
-)
+from lightning_gans.metrics.extractors import FeatureExtractor, cache_dir
 from lightning_gans.metrics.reference import ReferenceCache
+from lightning_gans.metrics.registry import available_extractors, build_extractor, check_extractor, register_extractor
 from lightning_gans.metrics.scores import FrechetDistance, InceptionScoreSum, KernelDistance
 
 __all__ = [

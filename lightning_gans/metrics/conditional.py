@@ -51,7 +51,8 @@ class ClassHistogram(Metric):
     not depend on N. The state is an integer count per class reduced by sum: exact across DDP ranks.
     """
 
-    higher_is_better = None  # coverage: higher; KL: lower
+    higher_is_better = None  # per output, below
+    output_higher_is_better = {"coverage": True, "class_kl": False}
     is_differentiable = False
     full_state_update = False
 

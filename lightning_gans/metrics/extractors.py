@@ -1,4 +1,6 @@
-"""Feature extractors for FID / IS / KID: the base class, a name → factory registry, and the weights-file error.
+"""Feature extractors for FID / IS / KID: the base class, the weights cache folder and file hashing.
+
+The name → factory registry is :mod:`lightning_gans.metrics.registry` (built-ins registered eagerly there).
 
 Built-in extractors: ``inception-v3-compat`` (torch-fidelity's TF1-compatible InceptionV3, the network of
 Heusel et al. 2017 and Salimans et al. 2016) and ``lenet-mnist`` (a LeNet-style digit classifier,
@@ -14,25 +16,22 @@ Registering a third-party extractor (``extract`` gets the checked uint8 batch al
         name, num_features, num_classes, image_size = "my-net", 64, None, 32
         def __init__(self): super().__init__(); self.body = nn.Sequential(nn.Flatten(), nn.Linear(32 * 32, 64))
         def extract(self, images): return self.body(images.float().mean(1) / 127.5 - 1), None
-    register_extractor("my-net")(MyNet)        # then build_extractor("my-net")
+    register_extractor("my-net")(MyNet)        # lightning_gans.metrics.registry; then build_extractor("my-net")
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from lightning_gans.errors import ExtractorChecksumError, ExtractorWeightsError  # noqa: F401 - re-exported (old import path)
+
 CACHE_ENV_VAR = "LIGHTNING_GANS_CACHE"
 
-ExtractorFactory = Callable[..., "FeatureExtractor"]
-_FACTORIES: dict[str, ExtractorFactory] = {}
-_CHECKS: dict[str, Callable[..., None]] = {}
-_BUILTINS_LOADED = False
 _SHA256_MEMO: dict[tuple[str, int, int], str] = {}
 
 
@@ -42,26 +41,6 @@ def cache_dir() -> Path:
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "lightning-gans"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-class ExtractorWeightsError(FileNotFoundError):
-    """An extractor's weights file is missing (or unusable). The message says which file, where it is expected,
-    how to obtain it and how to point the extractor elsewhere (``weights_path``)."""
-
-    @classmethod
-    def for_file(cls, extractor: str, path: Path, obtain: str, reason: str | None = None) -> ExtractorWeightsError:
-        lines = [
-            f"Weights for feature extractor {extractor!r} not found: {path.name}" + (f" ({reason})" if reason else ""),
-            f"  Expected at: {path}",
-            f"  {obtain}",
-            f"  Or pass weights_path=/path/to/{path.name} (the extractor option `weights_path`) to use a file "
-            "stored elsewhere.",
-        ]
-        return cls("\n".join(lines))
-
-
-class ExtractorChecksumError(ExtractorWeightsError):
-    """The weights file exists but does not match its recorded sha256 (corrupted or replaced)."""
 
 
 def file_sha256(path: str | Path) -> str:
@@ -135,81 +114,3 @@ class FeatureExtractor(nn.Module):
     def protocol(self) -> dict:
         """What determines the features: part of the reference-statistics cache key."""
         return {"name": self.name, "weights_id": self.weights_id, "image_size": self.image_size, "resize": self.resize}
-
-
-def _load_builtins() -> None:
-    """Import the built-in extractor modules (they register themselves); lazy to avoid an import cycle."""
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True  # first: the modules call register_extractor while being imported
-        try:
-            import lightning_gans.metrics.inception  # noqa: F401
-            import lightning_gans.metrics.lenet  # noqa: F401
-        except BaseException:
-            _BUILTINS_LOADED = False
-            raise
-
-
-def _origin(factory: ExtractorFactory) -> tuple[str | None, str | None]:
-    return getattr(factory, "__module__", None), getattr(factory, "__qualname__", None)
-
-
-def register_extractor(
-    name: str, *, check: Callable[..., None] | None = None, overwrite: bool = False
-) -> Callable[[ExtractorFactory], ExtractorFactory]:
-    """Decorator registering ``factory(**kwargs) -> FeatureExtractor`` under ``name``.
-
-    ``check(**kwargs)`` (optional) must be cheap: it verifies the weights are present without building the model
-    and raises :class:`ExtractorWeightsError` otherwise. A name can be registered again only with ``overwrite``.
-    """
-
-    def decorator(factory: ExtractorFactory) -> ExtractorFactory:
-        _load_builtins()
-        old = _FACTORIES.get(name)
-        same = old is not None and _origin(old) == _origin(factory) != (None, None)
-        if old is not None and not (overwrite or same):
-            raise ValueError(f"feature extractor {name!r} is already registered; pass overwrite=True to replace it")
-        _FACTORIES[name] = factory
-        if check is not None:
-            _CHECKS[name] = check
-        else:
-            _CHECKS.pop(name, None)
-        return factory
-
-    return decorator
-
-
-def available_extractors() -> list[str]:
-    """Registered extractor names, sorted."""
-    _load_builtins()
-    return sorted(_FACTORIES)
-
-
-def _factory(name: str) -> ExtractorFactory:
-    _load_builtins()
-    if name not in _FACTORIES:
-        raise ValueError(f"unknown feature extractor {name!r}; choose one of: {', '.join(available_extractors())}")
-    return _FACTORIES[name]
-
-
-def check_extractor(name: str, **kwargs) -> None:
-    """Cheap pre-flight check (no model is built): raises ValueError for an unknown name and
-    :class:`ExtractorWeightsError` when the weights file the extractor would load is missing."""
-    _factory(name)
-    if name in _CHECKS:
-        _CHECKS[name](**kwargs)
-
-
-def build_extractor(name: str, **kwargs) -> FeatureExtractor:
-    """Build the registered extractor ``name`` (frozen, eval mode, on CPU until the caller moves it).
-
-    Construction runs under a forked RNG: layer initialisation (before the weights are loaded) would otherwise
-    advance the global torch RNG, so merely adding an evaluation callback would change a seeded training run.
-    """
-    with torch.random.fork_rng(devices=[]):
-        extractor = _factory(name)(**kwargs)
-    if not isinstance(extractor, FeatureExtractor):
-        raise TypeError(f"factory of {name!r} returned {type(extractor).__name__}, not a FeatureExtractor")
-    if extractor.num_features <= 0:
-        raise ValueError(f"extractor {name!r} must set num_features > 0")
-    return extractor.requires_grad_(False).eval()

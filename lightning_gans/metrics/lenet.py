@@ -15,14 +15,9 @@ Weights: ``lightning-gans train-extractor mnist [--data_dir DIR]`` writes ``<cac
 
 from __future__ import annotations
 
-import argparse
-import math
-import os
-import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightning_gans.metrics.extractors import (
@@ -31,7 +26,6 @@ from lightning_gans.metrics.extractors import (
     FeatureExtractor,
     cache_dir,
     file_sha256,
-    register_extractor,
 )
 
 NAME = "lenet-mnist"
@@ -130,116 +124,5 @@ class LeNetMNIST(FeatureExtractor):
         return features * self.net.feature_scale, self.net.head(features)
 
 
-@register_extractor(NAME, check=check_lenet)
 def build_lenet(weights_path: str | Path | None = None) -> LeNetMNIST:
     return LeNetMNIST(weights_path=weights_path)
-
-
-def _accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
-    model.eval()
-    with torch.no_grad():
-        correct = sum(
-            (model(images[i : i + batch_size]).argmax(1) == labels[i : i + batch_size]).sum().item()
-            for i in range(0, len(images), batch_size)
-        )
-    return correct / max(1, len(images))
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def train_lenet_mnist(
-    data_dir: str | None = None,
-    out: Path | None = None,
-    epochs: int = 2,
-    batch_size: int = 128,
-    seed: int = 0,
-    progress: bool = True,
-) -> Path:
-    """Train :class:`LeNet` on MNIST's train split (Adam, lr 2e-3 with cosine decay), report test accuracy and
-    write ``out`` (default ``<cache>/extractors/lenet-mnist.pt``: state dict + metadata) and its ``.sha256``."""
-    from tqdm.auto import tqdm
-
-    from datamodules.mnist import MNISTDataModule
-
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    dm = MNISTDataModule(data_dir=data_dir)
-    dm.prepare_data()
-    train_x, train_y = dm.real_images("train")
-    test_x, test_y = dm.real_images("test")
-
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = LeNet()
-    steps_per_epoch = math.ceil(len(train_x) / batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-    start = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        order = torch.randperm(len(train_x), generator=generator)
-        bar = tqdm(range(steps_per_epoch), desc=f"{NAME} epoch {epoch + 1}/{epochs}", disable=not progress)
-        for step in bar:
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            loss = F.cross_entropy(model(train_x[idx]), train_y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        bar.close()
-    seconds = time.perf_counter() - start
-    accuracy = _accuracy(model, test_x, test_y)
-    with torch.no_grad():  # unit mean square of the features over (up to 10k) training images
-        mean_square = torch.cat([model.features(chunk) for chunk in train_x[:10000].split(1000)]).pow(2).mean()
-        model.feature_scale.fill_(mean_square.rsqrt().item())
-
-    path = Path(out).expanduser() if out is not None else default_weights_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "test_accuracy": accuracy,
-        "n_test": len(test_x),
-        "n_train": len(train_x),
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "seed": seed,
-        "feature_scale": model.feature_scale.item(),
-        "train_seconds": round(seconds, 1),
-        "torch": str(torch.__version__),
-    }
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: torch.save({"state_dict": state, "meta": meta}, tmp))
-    digest = file_sha256(path)
-    _atomic_write(checksum_path(path), lambda tmp: tmp.write_text(f"{digest}  {path.name}\n"))
-    if progress:
-        print(
-            f"{NAME}: test accuracy {100 * accuracy:.2f}% on {len(test_x)} images after {epochs} epoch(s), "
-            f"{seconds:.0f} s training → {path} (sha256 {digest[:12]})"
-        )
-    return path
-
-
-def train_extractor_command(argv: list[str]) -> None:
-    """``lightning-gans train-extractor mnist [--data_dir DIR] [--epochs N] [--out FILE]``."""
-    parser = argparse.ArgumentParser(
-        prog="lightning-gans train-extractor",
-        description=f"Train the {NAME} feature extractor used for MNIST FID/IS/KID and write it to the cache.",
-    )
-    parser.add_argument("dataset", choices=["mnist"], help="which extractor to train (mnist → lenet-mnist)")
-    parser.add_argument("--data_dir", default=None, help="folder holding MNIST/raw/ (default: $LIGHTNING_GANS_DATA)")
-    parser.add_argument("--epochs", type=int, default=2, help="training epochs (default 2)")
-    parser.add_argument("--out", type=Path, default=None, help=f"output file (default <cache>/extractors/{NAME}.pt)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    train_lenet_mnist(data_dir=args.data_dir, out=args.out, epochs=args.epochs, seed=args.seed)

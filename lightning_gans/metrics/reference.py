@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -20,9 +21,10 @@ from torch import Tensor
 from lightning_gans.metrics.extractors import cache_dir
 
 
-def _canonical(protocol: dict) -> str:
+def _canonical(protocol: Mapping) -> str:
+    """Sorted compact JSON of a protocol mapping (a dict or an ``EvalProtocol``)."""
     try:
-        return json.dumps(protocol, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+        return json.dumps(dict(protocol), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"protocol must be JSON-serialisable (str/int/float/bool/None/lists/dicts): {err}") from None
 

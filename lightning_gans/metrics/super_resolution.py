@@ -8,7 +8,7 @@ come from torchmetrics per image (PSNR = 10·log10(1 / MSE), data range 1; SSIM 
 window), and the reported values are means over images. Identical images have infinite PSNR; each image's PSNR
 is capped at ``max_psnr`` (100 dB) so one perfect image cannot make the mean infinite.
 
-Sharding is the "exact N" rule of :mod:`lightning_gans.quality`: rank r scores the held-out pairs at global
+Sharding is the "exact N" rule of :mod:`lightning_gans.evaluation`: rank r scores the held-out pairs at global
 indices r, r + W, … < N (no ``DistributedSampler`` padding); the metric states are sums, so a 2-process
 evaluation gives the 1-process numbers.
 """
@@ -20,11 +20,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
 from torchmetrics import Metric
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
-
-from lightning_gans.quality import shard_indices
 
 SPACES = ("y", "rgb")
 MAX_PSNR = 100.0
@@ -68,6 +65,8 @@ def ssim_per_image(pred: Tensor, target: Tensor) -> Tensor:
 class SuperResolutionScores(Metric):
     """Mean PSNR / SSIM of SR and bicubic images against HR; sum states (exact under DDP)."""
 
+    higher_is_better = True  # PSNR and SSIM, of the model and of bicubic
+
     full_state_update = False
 
     def __init__(self, space: str = "y", crop_border: int = 0, max_psnr: float = MAX_PSNR) -> None:
@@ -95,29 +94,3 @@ class SuperResolutionScores(Metric):
     def compute(self) -> dict[str, float]:
         n = max(int(self.count), 1)
         return {k: float(getattr(self, k)) / n for k in ("psnr", "ssim", "psnr_bicubic", "ssim_bicubic")}
-
-
-def evaluate_super_resolution(
-    upscale: Upscaler,
-    pairs: Dataset,
-    n: int,
-    scale: int,
-    space: str = "y",
-    crop_border: int = 0,
-    rank: int = 0,
-    world_size: int = 1,
-    device: torch.device | str = "cpu",
-    batch_size: int = 16,
-) -> dict[str, float]:
-    """Scores of ``upscale`` and of bicubic on the first ``n`` ``(lr, hr)`` pairs (collective under DDP)."""
-    if not 1 <= n <= len(pairs):
-        raise ValueError(f"n must be in [1, {len(pairs)}] (the held-out pairs), got {n}")
-    scores = SuperResolutionScores(space, crop_border).to(device)
-    mine = shard_indices(n, rank, world_size).tolist()
-    with torch.no_grad():
-        for start in range(0, len(mine), batch_size):
-            lr, hr = (
-                torch.stack(part).to(device) for part in zip(*(pairs[i] for i in mine[start : start + batch_size]))
-            )
-            scores.update(upscale(lr), bicubic_upscale(lr, scale), hr)
-    return scores.compute()

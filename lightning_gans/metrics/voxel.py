@@ -15,20 +15,17 @@ States (:class:`VoxelCoverage`): ``matched`` — per reference shape, how many g
 (sum-reduced) — and ``best_iou`` — per reference shape, the best IoU seen (max-reduced). Both reductions are
 order-independent, so a 2-process evaluation (each rank scoring its own fakes against every reference shape)
 gives exactly the 1-process values. :func:`evaluate_voxel_quality` follows the exact-N protocol of
-:mod:`lightning_gans.quality`: rank r generates the fakes of global indices r, r + W, … < N with the latents of
-those indices (:class:`~lightning_gans.quality.ModuleSampler`), in a forked RNG.
+:mod:`lightning_gans.evaluation`: rank r generates the fakes of global indices r, r + W, … < N with the latents of
+those indices (:class:`~lightning_gans.evaluation.ModuleSampler`), in a forked RNG.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
-
-from lightning_gans.quality import ProgressFactory, SampleFn, _bar, _batches, _fakes, shard_indices
 
 THRESHOLD = 0.5
 EXTRACTOR_NAME = "voxel-iou"  # the protocol part of the logged names: coverage/voxel-iou/<N>, mmd/voxel-iou/<N>
@@ -58,7 +55,8 @@ class VoxelCoverage(Metric):
     ``update(fakes)`` takes occupancy probabilities (N×1×D×H×W); ``compute()`` returns ``{"coverage", "mmd"}``.
     """
 
-    higher_is_better = None
+    higher_is_better = None  # per output, below
+    output_higher_is_better = {"coverage": True, "mmd": False}
     is_differentiable = False
     full_state_update = False
 
@@ -84,37 +82,3 @@ class VoxelCoverage(Metric):
         if bool((self.best_iou < 0).any()):
             raise RuntimeError("VoxelCoverage.compute() before any generated volume was added")
         return {"coverage": (self.matched > 0).double().mean(), "mmd": (1.0 - self.best_iou).mean()}
-
-
-def evaluate_voxel_quality(
-    sample_fn: SampleFn,
-    references: Tensor,
-    n: int,
-    *,
-    rank: int = 0,
-    world_size: int = 1,
-    device: torch.device | str = "cpu",
-    batch_size: int = 50,
-    progress: bool | ProgressFactory = False,
-    seed: int = 0,
-) -> tuple[dict[str, float], float]:
-    """(``{"coverage", "mmd"}``, wall seconds) of ``n`` fakes from ``sample_fn`` against ``references`` (n volumes).
-
-    Call on every rank of the default process group (or once, ``world_size=1``); every rank needs all references.
-    """
-    if n < 1 or len(references) != n:
-        raise ValueError(f"need n >= 1 reference volumes and n fakes; got n={n} and {len(references)} references")
-    device = torch.device(device)
-    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        torch.manual_seed(seed + rank)
-        start = time.perf_counter()
-        metric = VoxelCoverage(references).to(device)
-        with _bar(n, "voxel IoU fake", progress) as bar:
-            for idx in _batches(shard_indices(n, rank, world_size), batch_size):
-                fakes = _fakes(sample_fn, idx, None)
-                if fakes is not None:
-                    metric.update(fakes)
-                bar.update(len(idx) * world_size)
-        values = {k: float(v) for k, v in metric.compute().items()}
-    return values, time.perf_counter() - start

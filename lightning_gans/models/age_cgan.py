@@ -40,19 +40,14 @@ from lightning.pytorch.cli import OptimizerCallable
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from lightning_gans.compat import attached_trainer
+from lightning_gans.errors import ConfigError
 from lightning_gans.models._keras_predict import eval_mode
 from lightning_gans.models.base import Batch
 from lightning_gans.models.cgan import CGAN, check_labels
 from lightning_gans.networks.age_cgan import AgeDiscriminator, AgeEncoder, AgeGenerator
 
 STAGES = ("cgan", "encoder", "identity")
-
-
-def _config_error(message: str) -> ValueError:
-    """``lightning_gans.cli.ConfigError`` (the CLI prints it as one line); imported lazily, the CLI imports models."""
-    from lightning_gans.cli import ConfigError
-
-    return ConfigError(message)
 
 
 def _chapter_adam(params: Any) -> torch.optim.Optimizer:
@@ -126,7 +121,7 @@ class AgeCGAN(CGAN):
         elif self.stage == "identity":
             self._load_earlier("encoder_ckpt", ("generator", "discriminator", "encoder"), ("encoder", "identity"))
             if self.face_recognition is None:
-                raise _config_error(
+                raise ConfigError(
                     "stage identity needs a face-recognition network: set model.face_recognition (e.g. "
                     "lightning_gans.networks.face_recognition.TorchvisionFaceEmbedding; age_cgan_wiki_identity.yaml)"
                 )
@@ -148,7 +143,7 @@ class AgeCGAN(CGAN):
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         trained = checkpoint.get("age_cgan_stage")
         if trained not in accepted:
-            raise _config_error(
+            raise ConfigError(
                 f"Age-cGAN stage {self.stage}: {option} {path} is a stage-{trained} checkpoint; it needs one of stage "
                 f"{' or '.join(accepted)}"
             )
@@ -168,9 +163,9 @@ class AgeCGAN(CGAN):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         trained = checkpoint.get("age_cgan_stage", self.stage)
-        if self._trainer is not None and trained != self.stage:
+        if attached_trainer(self) is not None and trained != self.stage:
             option = "cgan_ckpt" if self.stage == "encoder" else "encoder_ckpt"
-            raise _config_error(
+            raise ConfigError(
                 f"--ckpt_path resumes a stage-{trained} run, but this run is stage {self.stage}: start the stage "
                 f"from that checkpoint with --model.{option}=<path> instead"
             )

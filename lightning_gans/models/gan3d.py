@@ -33,6 +33,7 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gans.compat import attached_trainer
 from lightning_gans.models.base import Batch, GANModule
 from lightning_gans.networks.gan3d import VoxelDiscriminator, VoxelGenerator
 
@@ -98,7 +99,7 @@ class GAN3D(GANModule):
         """D's accuracy over the D evaluations since the last call, summed over DDP ranks."""
         counts = torch.stack(self._accuracy_counts).sum(0).float()
         self._accuracy_counts = []
-        if self._trainer is not None and self.trainer.world_size > 1:
+        if attached_trainer(self) is not None and self.trainer.world_size > 1:
             counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
         return counts[0] / counts[1].clamp_min(1)
 

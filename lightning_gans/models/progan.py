@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gans.compat import attached_trainer
 from lightning_gans.models.base import Batch, GANModule
 from lightning_gans.networks.progan import downsample, level_resolution, upsample
 
@@ -171,7 +172,7 @@ class ProGAN(GANModule):
     # ------------------------------------------------------------------ loop
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         super().training_step(batch, batch_idx)
-        world = self.trainer.world_size if self._trainer is not None else 1
+        world = self.trainer.world_size if attached_trainer(self) is not None else 1
         self.images_shown += self._batch_size(batch) * world
         size = self._batch_size(batch)
         growth = {"resolution": float(self.current_resolution), "fade_in_alpha": self.alpha}

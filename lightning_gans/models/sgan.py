@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import OptimizerCallable
 from torch import nn
 
+from lightning_gans.errors import ConfigError
 from lightning_gans.models._keras_predict import eval_mode
 from lightning_gans.models.base import Batch, GANModule
 from lightning_gans.networks.sgan import SGANDiscriminator28, SGANGenerator28
@@ -43,8 +44,6 @@ def _keras_adam(params: Any) -> torch.optim.Optimizer:
 
 
 def _batch_error(batch: Batch) -> Exception:
-    from lightning_gans.cli import ConfigError  # lazy: the CLI imports the models
-
     got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
     return ConfigError(
         f"SGAN trains on {{'labelled': [x, y], 'unlabelled': [x]}} batches, got {got}: use "

@@ -35,18 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lightning_gans.errors import ConfigError
 from lightning_gans.losses import get_loss
 from lightning_gans.models._keras_predict import eval_mode
 from lightning_gans.models.base import Batch, GANModule
 from lightning_gans.networks.srgan import SRResNetGenerator, VGGFeatures
 
 PARTS = ("discriminator", "generator")
-
-
-def _config_error(message: str) -> Exception:
-    from lightning_gans.cli import ConfigError  # lazy: the CLI imports the models
-
-    return ConfigError(message)
 
 
 class SRGAN(GANModule):
@@ -115,7 +110,7 @@ class SRGAN(GANModule):
         try:
             self.generator.load_state_dict(weights)
         except RuntimeError as err:
-            raise _config_error(
+            raise ConfigError(
                 f"init_generator_from: the generator in {path} does not match this generator's architecture "
                 f"({str(err).splitlines()[0]}): use the same generator init_args in both stages"
             ) from None
@@ -128,10 +123,10 @@ class SRGAN(GANModule):
         """``(lr, hr)`` of a batch; of its ``part`` for a ``{"discriminator": …, "generator": …}`` batch."""
         if isinstance(batch, dict):
             if set(PARTS) - set(batch):
-                raise _config_error(f"SRGAN batch dicts need the keys {PARTS}, got {sorted(batch)}")
+                raise ConfigError(f"SRGAN batch dicts need the keys {PARTS}, got {sorted(batch)}")
             batch = batch[part]
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise _config_error(
+            raise ConfigError(
                 "SRGAN trains on (lr, hr) batches: use datamodules.super_resolution.SuperResolutionDataModule"
             )
         return batch[0], batch[1]

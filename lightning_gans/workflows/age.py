@@ -11,7 +11,6 @@ weights). The checkpoint must come from the encoder or identity stage (a stage-1
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
@@ -48,7 +47,7 @@ def write_age_grid(
     interpolation: str = "nearest",
 ) -> Path:
     """Write the N×6 aging grid PNG (row = input face, column = age bin); returns its path."""
-    from lightning_gans.sampling import load_module
+    from lightning_gans.workflows.sampling import load_module
 
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True) if Path(ckpt).is_file() else {}
     module = load_module(ckpt)
@@ -69,27 +68,3 @@ def write_age_grid(
         latents = module.optimise_latents(faces, ages, latent_steps)
     images = module.age_faces(faces, latents)
     return save_png(make_grid(images.cpu(), nrow=module.num_classes), Path(out))
-
-
-def age_command(argv: list[str]) -> None:
-    """``lightning-gans age --ckpt CKPT --input FACE.jpg [FACE2.jpg …] --out grid.png``."""
-    parser = argparse.ArgumentParser(
-        prog="lightning-gans age",
-        description="Render faces at all six age bins with an Age-cGAN checkpoint (GAN Projects ch. 3).",
-    )
-    parser.add_argument("--ckpt", required=True, help="Age-cGAN checkpoint of stage encoder or identity")
-    parser.add_argument("--input", required=True, nargs="+", type=Path, help="face picture(s)")
-    parser.add_argument("--out", required=True, help="output PNG: one row per face, columns = ages 0-18 … 60+")
-    parser.add_argument("--latent-steps", type=int, default=0, help="per-image latent optimisation steps (paper)")
-    parser.add_argument("--source-age", type=int, default=None, choices=range(6), help="age bin of the inputs")
-    parser.add_argument("--interpolation", default="nearest", choices=["nearest", "bilinear", "bicubic"])
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.latent_steps < 0:
-        parser.error(f"--latent-steps must be >= 0, got {args.latent_steps}")
-    torch.manual_seed(args.seed)
-    try:
-        png = write_age_grid(args.ckpt, args.input, args.out, args.latent_steps, args.source_age, args.interpolation)
-    except ValueError as err:
-        parser.error(str(err))
-    print(f"wrote {png} ({len(args.input)} face(s) × 6 ages: 0-18, 19-29, 30-39, 40-49, 50-59, 60+)")

@@ -11,16 +11,16 @@ under the identical protocol. Writes ``<out>.md`` (the tables) and ``<out>.png``
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import netrc
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
+
+from lightning_gans.errors import CompareError  # noqa: F401 - re-exported (old import path)
 
 QUALITY_KINDS = ("image_quality", "eval")
 METRICS = ("fid", "is", "kid", "kid_std")
@@ -29,10 +29,6 @@ LABELS = {"fid": "FID", "is": "IS", "kid": "KID"}
 PROTOCOL_ORDER = ("dataset", "split", "n", "extractor", "weights", "image_size", "resize")
 FIELD_NAMES = {"n": "N", "weights": "extractor weights", "image_size": "image size"}
 WANDB_TIMEOUT_S = 15
-
-
-class CompareError(RuntimeError):
-    """Nothing to compare, or a source that cannot be read; the message says what was tried."""
 
 
 @dataclass
@@ -340,24 +336,3 @@ def compare(
     md_path.write_text(markdown + "\n")
     plot_curves(records, protocols, metric, png_path, log_y=log_y)
     return markdown, md_path, png_path
-
-
-def compare_command(argv: list[str]) -> None:
-    """Entry point of ``lightning-gans compare`` (errors: one line on stderr, exit status 1)."""
-    parser = argparse.ArgumentParser(
-        prog="lightning-gans compare", description="Rank runs by FID/KID/IS, one table per evaluation protocol."
-    )
-    parser.add_argument("runs", nargs="*", metavar="RUN_OR_DIR", help="run dirs or parents of run dirs (default: runs)")
-    parser.add_argument("--metric", default="fid", choices=sorted(LABELS), help="ranking metric (default: fid)")
-    parser.add_argument("--out", default="compare", help="output prefix: writes OUT.md and OUT.png")
-    parser.add_argument("--wandb-project", default=None, help="also read runs from this W&B project (online only)")
-    parser.add_argument("--log-y", action="store_true", help="log-scale y axis in the plot")
-    args = parser.parse_args(argv)
-    paths = args.runs or ([] if args.wandb_project else ["runs"])
-    try:
-        markdown, md_path, png_path = compare(paths, args.metric, args.out, args.wandb_project, args.log_y)
-    except CompareError as err:
-        print(f"lightning-gans compare: error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
-    print(markdown)
-    print(f"wrote {md_path} and {png_path}")

@@ -4,7 +4,7 @@
 
 The module and its datamodule are rebuilt from the checkpoint (a ``lightning-gans fit`` checkpoint stores the
 datamodule's class path and arguments), the evaluation runs in this one process with
-:func:`lightning_gans.quality.evaluate_image_quality` — the same code, latents (``--seed``) and reference cache
+:func:`lightning_gans.evaluation.evaluate_image_quality` — the same code, latents (``--seed``) and reference cache
 as :class:`~lightning_gans.callbacks.ImageQualityCallback`, so the numbers are comparable — and a markdown table
 is printed. When the checkpoint sits in ``<run>/checkpoints/`` the same JSON line (``kind="eval"``) is appended
 to ``<run>/metrics.jsonl``.
@@ -12,9 +12,8 @@ to ``<run>/metrics.jsonl``.
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
+from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,10 +21,9 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from lightning_gans.metrics import ReferenceCache, build_extractor
-from lightning_gans.outputs import append_metrics
-from lightning_gans.quality import (
-    METRICS,
+from lightning_gans.capabilities import is_conditional
+from lightning_gans.evaluation import (
+    EvalSettings,
     ModuleSampler,
     QualityResult,
     check_metrics,
@@ -33,6 +31,8 @@ from lightning_gans.quality import (
     make_protocol,
     metric_names,
 )
+from lightning_gans.metrics import ReferenceCache, build_extractor
+from lightning_gans.outputs import append_metrics
 
 
 def load_datamodule(ckpt: str | Path, data_dir: str | None = None) -> pl.LightningDataModule:
@@ -43,7 +43,7 @@ def load_datamodule(ckpt: str | Path, data_dir: str | None = None) -> pl.Lightni
     if not class_path:
         raise ValueError(
             f"{ckpt} stores no datamodule class (it was not written by `lightning-gans fit`): "
-            "evaluate it from Python with lightning_gans.quality.evaluate_image_quality"
+            "evaluate it from Python with lightning_gans.evaluation.evaluate_image_quality"
         )
     # Lightning only instantiates classes that are already imported (its guard against code in checkpoints);
     # the user vouches for this checkpoint (its weights are unpickled too), so import the module it names.
@@ -92,7 +92,7 @@ def evaluate_checkpoint(
     coverage_threshold: float = 0.05,
 ) -> tuple[dict[str, float], dict[str, Any], QualityResult]:
     """Evaluate a checkpoint in this process: (values by logged name, protocol, raw result)."""
-    from lightning_gans.sampling import load_module
+    from lightning_gans.workflows.sampling import load_module
 
     metrics = check_metrics(metrics)
     target = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -110,90 +110,47 @@ def evaluate_checkpoint(
         ModuleSampler(module, seed=seed),
         images,
         labels,
-        n,
         net,
+        protocol,
         metrics,
+        EvalSettings(batch_size, kid_subsets, kid_subset_size, coverage_threshold, seed),
+        conditional=is_conditional(module),
         device=target,
-        batch_size=batch_size,
-        conditional=bool(getattr(module, "conditional", False)),
         cache=ReferenceCache() if use_cache else None,
-        protocol=protocol,
         progress=progress,
-        seed=seed,
-        kid_subsets=kid_subsets,
-        kid_subset_size=kid_subset_size,
-        coverage_threshold=coverage_threshold,
     )
     names = metric_names(metrics, net.name, n)
     return {names[k]: v for k, v in result.values.items()}, protocol, result
 
 
-def eval_command(argv: list[str]) -> None:
-    """``lightning-gans eval --ckpt PATH [--metrics fid,is,kid] [--n 10000] [--extractor lenet-mnist] …``."""
-    parser = argparse.ArgumentParser(
-        prog="lightning-gans eval", description="FID/IS/KID of a checkpoint (exact N, cached reference statistics)."
+def record_evaluation(
+    ckpt: str | Path,
+    values: dict[str, float],
+    protocol: Mapping[str, Any],
+    result: QualityResult,
+    metrics: list[str],
+    *,
+    seed: int,
+    kid_subsets: int,
+    kid_subset_size: int,
+    coverage_threshold: float,
+) -> Path | None:
+    """Append an ``eval`` line to the checkpoint's run ``metrics.jsonl`` (None when it is not in a run dir)."""
+    run = run_dir_of(ckpt)
+    if run is None:
+        return None
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    # append_metrics' row format ({"epoch", "step", **meta, **metrics}) for a checkpoint instead of a trainer
+    shim = SimpleNamespace(
+        is_global_zero=True,
+        current_epoch=checkpoint.get("epoch"),
+        global_step=checkpoint.get("global_step"),
+        default_root_dir=str(run),
     )
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `lightning-gans fit`")
-    parser.add_argument("--metrics", default="fid,is", help=f"comma-separated subset of {','.join(METRICS)}")
-    parser.add_argument("--n", type=int, default=10000, help="real and fake samples (default 10000)")
-    parser.add_argument("--extractor", default="lenet-mnist", help="registered feature extractor")
-    parser.add_argument("--extractor_kwargs", default="{}", help='JSON, e.g. \'{"weights_path": "/x/lenet.pt"}\'')
-    parser.add_argument("--split", default="test", help="real split (default test)")
-    parser.add_argument("--data_dir", default=None, help="dataset root (default: as trained / $LIGHTNING_GANS_DATA)")
-    parser.add_argument("--batch_size", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0, help="latent seed (the callback's default is 0 too)")
-    parser.add_argument("--kid_subsets", type=int, default=100, help="KID subsets (default 100)")
-    parser.add_argument("--kid_subset_size", type=int, default=1000, help="KID subset size (default 1000)")
-    parser.add_argument(
-        "--coverage_threshold", type=float, default=0.05, help="share of fakes a class needs to count as covered"
-    )
-    parser.add_argument("--device", default=None, help="cpu | cuda (default: cuda when available)")
-    parser.add_argument("--no-cache", action="store_true", help="recompute the real statistics (and re-cache them)")
-    parser.add_argument("--no-ema", action="store_true", help="evaluate the raw generator even if EMA is kept")
-    args = parser.parse_args(argv)
-    if args.n < 2 or args.batch_size < 1:
-        parser.error(f"need --n >= 2 and --batch_size >= 1, got {args.n}, {args.batch_size}")
-    try:
-        metrics = check_metrics(args.metrics.split(","))
-        extractor_kwargs = json.loads(args.extractor_kwargs)
-    except (ValueError, json.JSONDecodeError) as err:
-        parser.error(str(err))
-    try:
-        values, protocol, result = evaluate_checkpoint(
-            args.ckpt,
-            metrics,
-            args.n,
-            extractor=args.extractor,
-            extractor_kwargs=extractor_kwargs,
-            split=args.split,
-            data_dir=args.data_dir,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            use_cache=not args.no_cache,
-            use_ema=not args.no_ema,
-            device=args.device,
-            kid_subsets=args.kid_subsets,
-            kid_subset_size=args.kid_subset_size,
-            coverage_threshold=args.coverage_threshold,
-        )
-    except ValueError as err:  # n too large, IS without logits, unknown extractor, foreign checkpoint
-        parser.error(str(err))
-    print(markdown_table(values, protocol))
-    print(f"\n{result.wall_time_s:.1f} s; real statistics: {result.real_source}")
-    run = run_dir_of(args.ckpt)
-    if run is not None:
-        checkpoint = torch.load(args.ckpt, map_location="cpu", weights_only=False)
-        # append_metrics' row format ({"epoch", "step", **meta, **metrics}) for a checkpoint instead of a trainer
-        shim = SimpleNamespace(
-            is_global_zero=True,
-            current_epoch=checkpoint.get("epoch"),
-            global_step=checkpoint.get("global_step"),
-            default_root_dir=str(run),
-        )
-        meta = {"protocol": protocol, "real_statistics": result.real_source, "seed": args.seed, "ckpt": args.ckpt}
-        if "kid" in metrics:
-            meta["kid_settings"] = {"subsets": args.kid_subsets, "subset_size": args.kid_subset_size}
-        if {"coverage", "class_kl"} & set(metrics):
-            meta["coverage_threshold"] = args.coverage_threshold
-        append_metrics(shim, values, kind="eval", wall_time_s=round(result.wall_time_s, 3), **meta)
-        print(f"appended to {run / 'metrics.jsonl'}")
+    meta = {"protocol": dict(protocol), "real_statistics": result.real_source, "seed": seed, "ckpt": str(ckpt)}
+    if "kid" in metrics:
+        meta["kid_settings"] = {"subsets": kid_subsets, "subset_size": kid_subset_size}
+    if {"coverage", "class_kl"} & set(metrics):
+        meta["coverage_threshold"] = coverage_threshold
+    append_metrics(shim, values, kind="eval", wall_time_s=round(result.wall_time_s, 3), **meta)
+    return run / "metrics.jsonl"

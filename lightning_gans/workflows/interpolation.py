@@ -15,12 +15,12 @@ r mod K), so only the latent changes along a row.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lightning_gans.capabilities import is_conditional
 from lightning_gans.outputs import make_grid, save_png
 
 
@@ -77,7 +77,7 @@ def write_interpolation(
     use_ema: bool = True,
 ) -> tuple[Path, Path]:
     """Write the strip PNG and the GIF for ``rows`` latent pairs of a checkpoint; returns their paths."""
-    from lightning_gans.sampling import load_module
+    from lightning_gans.workflows.sampling import load_module
 
     if rows < 1:
         raise ValueError(f"--rows must be >= 1, got {rows}")
@@ -91,7 +91,7 @@ def write_interpolation(
         raise ValueError(f"interpolate needs flat latent vectors (N×D); this model samples {tuple(z0.shape)}")
     latents = interpolation_latents(z0, z1, steps, mode)  # rows×steps×D
     condition = {}
-    if getattr(module, "conditional", False):
+    if is_conditional(module):
         condition["labels"] = (torch.arange(rows) % module.num_classes).repeat_interleave(steps)
     images = module.sample(rows * steps, noise=latents.reshape(rows * steps, -1), **condition)
     if isinstance(images, (tuple, list)):
@@ -110,26 +110,3 @@ def write_interpolation(
     gif = out_dir / "interpolation.gif"
     imageio.mimsave(gif, [np.asarray(f) for f in frames], duration=0.15, loop=0)
     return png, gif
-
-
-def interpolate_command(argv: list[str]) -> None:
-    """``lightning-gans interpolate --ckpt CKPT [--steps 10] [--rows 4] [--mode slerp|linear] [--out DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="lightning-gans interpolate",
-        description="Latent interpolation strips (PNG) and a GIF from a checkpoint (GANs in Action ch. 6.1).",
-    )
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `lightning-gans fit`")
-    parser.add_argument("--steps", type=int, default=10, help="images per strip, both ends included")
-    parser.add_argument("--rows", type=int, default=4, help="number of strips (latent pairs)")
-    parser.add_argument("--mode", default="slerp", choices=["slerp", "linear"], help="spherical or straight line")
-    parser.add_argument("--out", default=None, help="output folder (default: <run>/interpolation)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA is kept")
-    args = parser.parse_args(argv)
-    try:
-        png, gif = write_interpolation(
-            args.ckpt, args.steps, args.out, rows=args.rows, mode=args.mode, seed=args.seed, use_ema=not args.no_ema
-        )
-    except ValueError as err:
-        parser.error(str(err))
-    print(f"wrote {png} and {gif}")

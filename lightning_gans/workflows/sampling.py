@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lightning_gans.capabilities import is_conditional
 from lightning_gans.models.base import GANModule
 from lightning_gans.outputs import make_grid, save_png, to_uint8
 
@@ -74,7 +75,7 @@ def write_samples(
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     module = load_module(ckpt)
-    conditional = bool(getattr(module, "conditional", False))
+    conditional = is_conditional(module)
     if labels is not None and not conditional:
         name = type(module).__name__
         raise ValueError(f"--labels needs a conditional model (e.g. CGAN); this checkpoint holds a {name}")

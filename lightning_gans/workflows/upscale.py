@@ -10,14 +10,13 @@ Unreadable files are skipped and named at the end.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from datamodules._images import DECODE_ERRORS, describe_files
+from datamodules._images import DECODE_ERRORS
 from datamodules.image_folder import find_images
 from datamodules.super_resolution import to_unit_range
 from lightning_gans.metrics.super_resolution import bicubic_upscale
@@ -41,7 +40,7 @@ def upscale_images(
     ckpt: str | Path, source: str | Path, out: str | Path, bicubic: bool = False, use_ema: bool = True
 ) -> tuple[list[Path], list[str]]:
     """Upscale every image of ``source`` into ``out``; returns (written PNGs, names of unreadable files)."""
-    from lightning_gans.sampling import load_module
+    from lightning_gans.workflows.sampling import load_module
 
     module = load_module(ckpt)
     if not callable(getattr(module, "upscale", None)):
@@ -71,24 +70,3 @@ def upscale_images(
             baseline = bicubic_upscale(lr, module.scale)
             written.append(save_png(_to_hwc(baseline), target.with_name(f"{target.stem}_bicubic.png")))
     return written, unreadable
-
-
-def upscale_command(argv: list[str]) -> None:
-    """``lightning-gans upscale --ckpt CKPT --input DIR|IMAGE --out DIR [--bicubic] [--no-ema]``."""
-    parser = argparse.ArgumentParser(
-        prog="lightning-gans upscale",
-        description="Super-resolve images with an SRGAN/SRResNet checkpoint (GAN Projects ch. 5).",
-    )
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `lightning-gans fit` (srgan_*/srresnet_*)")
-    parser.add_argument("--input", required=True, help="an image file or a folder of images (searched recursively)")
-    parser.add_argument("--out", required=True, help="output folder for the upscaled PNGs")
-    parser.add_argument("--bicubic", action="store_true", help="also write the bicubic upscale (<name>_bicubic.png)")
-    parser.add_argument("--no-ema", action="store_true", help="use the raw generator even if EMA is kept")
-    args = parser.parse_args(argv)
-    try:
-        written, unreadable = upscale_images(args.ckpt, args.input, args.out, args.bicubic, not args.no_ema)
-    except ValueError as err:
-        parser.error(str(err))
-    print(f"wrote {len(written)} image{'s' if len(written) != 1 else ''} to {args.out}")
-    if unreadable:
-        print(f"skipped {describe_files(unreadable)}: not readable as images")

@@ -1,0 +1,52 @@
+"""``lightning-gans prepare``: argparse and printing; the work is :mod:`lightning_gans.workflows.prepare`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from datamodules._images import describe_files
+from lightning_gans.errors import MissingPackageError  # noqa: F401 - re-exported (old import path)
+from lightning_gans.workflows.prepare import (
+    crop_anime_faces,
+    split_pix2pix,
+)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="lightning-gans prepare", description="Prepare a training image folder.")
+    tasks = parser.add_subparsers(dest="task", required=True)
+    anime = tasks.add_parser(
+        "anime-faces",
+        help="crop the first anime face of every picture to 64×64 PNGs (GAN Projects ch. 4; needs animeface)",
+    )
+    anime.add_argument("src", type=Path, help="folder of downloaded pictures (searched recursively)")
+    anime.add_argument("dst", type=Path, help="output folder of face crops (created)")
+    anime.add_argument("--size", type=int, default=64, help="output side in pixels (default 64, the seed's)")
+    split = tasks.add_parser(
+        "pix2pix-split",
+        help="cut pix2pix side-by-side JPGs (SRC/train, SRC/val) into DST/trainA, trainB, testA, testB",
+    )
+    split.add_argument("src", type=Path, help="pix2pix dataset folder holding train/ (and val/)")
+    split.add_argument("dst", type=Path, help="output folder for the CycleGAN layout (created)")
+    args = parser.parse_args(argv)
+    if not args.src.is_dir():
+        parser.error(f"SRC {args.src} is not a folder")
+    if args.task == "pix2pix-split":
+        try:
+            counts = split_pix2pix(args.src, args.dst)
+        except FileNotFoundError as err:
+            print(f"lightning-gans prepare: error: {err}", file=sys.stderr)
+            sys.exit(1)
+        print(f"wrote {', '.join(f'{n} {k}' for k, n in counts.items())} to {args.dst}")
+        return
+    try:
+        report = crop_anime_faces(args.src, args.dst, size=args.size)
+    except (MissingPackageError, FileNotFoundError) as err:
+        print(f"lightning-gans prepare: error: {err}", file=sys.stderr)
+        sys.exit(1)
+    print(f"wrote {report['saved']} face crops ({args.size}×{args.size} PNG) to {args.dst}")
+    for key, what in (("no_face", "no face detected"), ("unreadable", "unreadable")):
+        if report[key]:
+            print(f"skipped {describe_files(report[key])}: {what}")

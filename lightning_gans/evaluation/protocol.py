@@ -1,0 +1,122 @@
+"""The evaluation protocol: everything a score depends on besides the generator, as one frozen object.
+
+An :class:`EvalProtocol` (dataset, split, N, extractor name, weights id, image size, resize) is at once
+
+* the reference-statistics cache key (:class:`~lightning_gans.metrics.ReferenceCache` hashes ``dict(protocol)``),
+* the metadata of every ``metrics.jsonl`` line (``protocol.as_dict()``), which ``lightning-gans compare`` groups by,
+* the source of the logged metric names (``fid/<extractor>/<N>``: :meth:`EvalProtocol.metric_names`).
+
+Two scores are comparable only when their protocols are equal (the idea of stylegan2-ada's ``MetricOptions``
+and metric names such as ``fid50k_full``: Karras et al. 2020).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from lightning_gans.metrics import FrechetDistance, InceptionScoreSum, KernelDistance
+from lightning_gans.metrics.extractors import FeatureExtractor
+
+METRICS = ("fid", "is", "kid", "cond_acc", "coverage", "class_kl")
+NEEDS_LOGITS = ("is", "cond_acc", "coverage", "class_kl")
+# Which way is better, per metric: from the metric objects' torchmetrics ``higher_is_better`` where one exists.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "fid": bool(FrechetDistance.higher_is_better),
+    "is": bool(InceptionScoreSum.higher_is_better),
+    "kid": bool(KernelDistance.higher_is_better),
+    "kid_std": False,
+    "cond_acc": True,
+    "coverage": True,
+    "class_kl": False,
+}
+
+
+def count_label(n: int) -> str:
+    """N as it appears in metric names: ``10000 → "10k"``, ``50000 → "50k"``, ``1001 → "1001"``."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def metric_names(metrics: list[str] | tuple[str, ...], extractor: str, n: int) -> dict[str, str]:
+    """Logged names carrying the protocol: ``fid/<extractor>/<N>`` etc. (KID adds ``kid_std/…``)."""
+    suffix = f"{extractor}/{count_label(n)}"
+    names = {m: f"{m}/{suffix}" for m in metrics}
+    if "kid" in metrics:
+        names["kid_std"] = f"kid_std/{suffix}"
+    return names
+
+
+@dataclass(frozen=True)
+class EvalProtocol(Mapping):
+    """What a score depends on besides the generator (see module docstring). A read-only mapping, so
+    ``dict(protocol)`` is the JSON metadata and cache key (the same keys as the plain dicts written before)."""
+
+    dataset: str
+    split: str
+    n: int
+    extractor: str
+    weights: str
+    image_size: int
+    resize: str
+    extra: tuple[tuple[str, Any], ...] = ()  # further keys a caller adds (e.g. a translation FID's ``resize_to``)
+
+    @classmethod
+    def of(cls, dataset: str, split: str, n: int, extractor: FeatureExtractor) -> EvalProtocol:
+        """The protocol of scoring ``n`` samples of ``dataset``'s ``split`` with ``extractor``."""
+        return cls(dataset, split, n, extractor.name, extractor.weights_id, extractor.image_size, extractor.resize)
+
+    def with_extra(self, **items: Any) -> EvalProtocol:
+        """This protocol with further keys (they join the cache key and the metadata)."""
+        return replace(self, extra=(*self.extra, *((k, v) for k, v in items.items() if k not in dict(self.extra))))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The plain JSON-able dict: the metadata of ``metrics.jsonl`` lines."""
+        out = {name: getattr(self, name) for name in self._keys()}
+        out.update(self.extra)
+        return out
+
+    def metric_names(self, metrics: list[str] | tuple[str, ...]) -> dict[str, str]:
+        return metric_names(metrics, self.extractor, self.n)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.as_dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+    @classmethod
+    def _keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls) if f.name != "extra")
+
+
+def make_protocol(dataset: str, split: str, n: int, extractor: FeatureExtractor) -> EvalProtocol:
+    """Shorthand for :meth:`EvalProtocol.of`."""
+    return EvalProtocol.of(dataset, split, n, extractor)
+
+
+def check_metrics(metrics: list[str] | tuple[str, ...], extractor: FeatureExtractor | None = None) -> list[str]:
+    """Validate metric names (and, given the extractor, that IS has logits); returns them lower-cased."""
+    chosen = [m.strip().lower() for m in metrics if m.strip()]
+    unknown = sorted(set(chosen) - set(METRICS))
+    if unknown or not chosen:
+        raise ValueError(f"metrics must be a non-empty subset of {list(METRICS)}, got {list(metrics)}")
+    for metric in NEEDS_LOGITS:
+        if extractor is not None and metric in chosen and not extractor.num_classes:
+            raise ValueError(
+                f"{metric} needs class logits, but extractor {extractor.name!r} has none: drop it from metrics"
+            )
+    return list(dict.fromkeys(chosen))
+
+
+def reference_keys(metrics: list[str] | tuple[str, ...]) -> set[str]:
+    """The reference-statistics entries the metrics need (IS needs none)."""
+    keys: set[str] = set()
+    if "fid" in metrics:
+        keys |= {"fid_sum", "fid_outer", "fid_n"}
+    if "kid" in metrics:
+        keys |= {"kid_features", "kid_indices"}
+    return keys
