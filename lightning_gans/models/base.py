@@ -48,8 +48,10 @@ A subclass supplies networks and, at most, a few small hooks; the base runs the 
 * **Resume.** The global torch RNG state is stored in checkpoints and restored on resume, so a resumed run
   draws the same noise and the same data order as an uninterrupted one.
 
-Optimizer stepping, the step counter, the NaN guard, the EMA update and the RNG handling are in
-``lightning_gans.models.mechanics`` (a mixin), so models that write their own ``training_step`` reuse them.
+Optimizer stepping, the per-batch bookkeeping of one GAN step (step counter, step-interval schedulers, EMA
+update, logging: ``_gan_step``), the NaN guard and the RNG handling are in ``lightning_gans.models.mechanics``
+(a mixin), so models that write their own ``training_step`` reuse them; the option checks are in
+``lightning_gans.models.options``.
 
 DDP: manual optimisation with toggled optimizers leaves the other network's parameters unused in each
 backward; ``find_unused_parameters=True`` is required. The CLI upgrades ``strategy=ddp`` accordingly
@@ -59,31 +61,30 @@ averages them across ranks itself (``_all_reduce_grads``), which is exactly what
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from lightning_gans.capabilities import is_conditional, standard_normal_noise
+from lightning_gans.compat import built_by_cli
 from lightning_gans.losses import clip_weights, drift_penalty, feature_matching_loss, get_loss, r1_penalty
 from lightning_gans.losses import gradient_penalty as _gradient_penalty
 from lightning_gans.models.mechanics import LoopMechanics, NonFiniteLossError
+from lightning_gans.models.options import (
+    check_ema,
+    check_latent_dim,
+    check_regularisers,
+    check_schedule,
+    check_tricks,
+    warn_batch_norm_critic,
+)
 from lightning_gans.tricks import FeatureTap, instance_noise_std, label_targets, pack_samples
 
 Batch = Any
 __all__ = ["GANModule", "NonFiniteLossError"]
-
-
-def _built_by_cli() -> bool:
-    """True while LightningCLI instantiates the module (it supplies the config as hyperparameters)."""
-    try:
-        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
-    except ImportError:  # pragma: no cover - Lightning internals moved
-        return False
-    return _given_hyperparameters.get() is not None
 
 
 def _adam(params: Any) -> torch.optim.Optimizer:
@@ -129,34 +130,18 @@ class GANModule(LoopMechanics, pl.LightningModule):
         nan_guard: bool = True,
     ) -> None:
         super().__init__()
-        if n_critic < 1:
-            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
-        if update == "simultaneous" and (n_critic != 1 or d_steps != "joint"):
-            raise ValueError("update='simultaneous' takes one joint step per batch: use n_critic=1, d_steps='joint'")
-        regularisers = {"gradient_penalty": gradient_penalty, "r1_gamma": r1_gamma}
-        regularisers.update(weight_clip=weight_clip, drift=drift)
-        for name, value in regularisers.items():
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0 (or None to disable it), got {value}")
-        if weight_clip is not None and gradient_penalty is not None:
-            raise ValueError(
-                "weight_clip and gradient_penalty are alternative Lipschitz constraints (WGAN vs WGAN-GP); "
-                "Gulrajani et al. 2017 replace clipping by the penalty because clipping biases the critic: "
-                "set only one of them"
-            )
+        check_schedule(update, d_steps, n_critic)
+        check_regularisers(gradient_penalty, r1_gamma, weight_clip, drift)
         tricks = (label_smoothing, noisy_labels, instance_noise, feature_matching, pack, d_pretrain_steps)
-        self._check_tricks(loss, *tricks)
-        if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
-        if ema_warmup and ema_decay is None:
-            raise ValueError("ema_warmup ramps the EMA decay: set ema_decay too (e.g. 0.999)")
+        check_tricks(loss, *tricks, conditional=is_conditional(self))
+        check_ema(ema_decay, ema_warmup)
         # Read by the loop on every batch; kept as attributes because ``hparams`` is a dict (``hparams.update``
         # would be ``dict.update``) and, under LightningCLI, holds config values rather than objects.
         self.update_mode = update
         self.d_steps_mode = d_steps
         # Under LightningCLI the saved hparams are the config (networks as class_path dicts), which makes
         # checkpoints self-describing for `lightning-gans sample`; modules built in Python keep only scalars.
-        self.save_hyperparameters(ignore=[] if _built_by_cli() else ["generator", "discriminator"])
+        self.save_hyperparameters(ignore=[] if built_by_cli() else ["generator", "discriminator"])
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -164,56 +149,14 @@ class GANModule(LoopMechanics, pl.LightningModule):
         # Callables are kept as attributes: under LightningCLI ``hparams`` holds their config dicts.
         self.optimizer_factories = (optimizer_g, optimizer_d)
         self.scheduler_factories = (lr_scheduler_g, lr_scheduler_d)
-        gen_latent = getattr(generator, "latent_dim", latent_dim)
-        if gen_latent != latent_dim:
-            raise ValueError(
-                f"latent_dim={latent_dim} but the generator expects latent_dim={gen_latent}: set both to the same value"
-            )
-        self.generator_ema: nn.Module | None = None
-        if ema_decay is not None:
-            self.generator_ema = copy.deepcopy(generator).requires_grad_(False).eval()
-        if ema_warmup:  # the update count the ramp reads; a buffer, so a resumed run continues the ramp
-            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
-        if gradient_penalty is not None and any(
-            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules()
-        ):
-            rank_zero_warn(
-                "gradient_penalty with BatchNorm in the critic: the penalty is per-sample, batch norm mixes "
-                "samples (Gulrajani et al. 2017, §4 use no BatchNorm in the critic; layer norm is the usual swap)"
-            )
+        check_latent_dim(generator, latent_dim)
+        self._init_ema(generator, ema_decay, ema_warmup)  # generator_ema (None when off)
+        warn_batch_norm_critic(discriminator, gradient_penalty)
         seeded = torch.Generator().manual_seed(fixed_noise_seed)
         self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, latent_dim, generator=seeded) * noise_std)
 
-    def _check_tricks(
-        self,
-        loss: str,
-        label_smoothing: float | None,
-        noisy_labels: float | None,
-        instance_noise: float | None,
-        feature_matching: str,
-        pack: int,
-        d_pretrain_steps: int,
-    ) -> None:
-        for name, value in (("label_smoothing", label_smoothing), ("noisy_labels", noisy_labels)):
-            if value is not None and not 0.0 < value < 1.0:
-                raise ValueError(f"{name} must be in (0, 1) (or None to disable it), got {value}")
-        if label_smoothing is not None and noisy_labels is not None:
-            raise ValueError("label_smoothing and noisy_labels both set D's targets: choose one of them")
-        if (label_smoothing is not None or noisy_labels is not None) and not get_loss(loss).supports_targets:
-            raise ValueError(
-                f"label_smoothing / noisy_labels change the D labels, but loss {loss!r} has none: use them with "
-                "non_saturating, minimax or lsgan"
-            )
-        if instance_noise is not None and not instance_noise > 0:
-            raise ValueError(f"instance_noise must be > 0 (or None to disable it), got {instance_noise}")
-        if feature_matching not in ("off", "replace", "add"):
-            raise ValueError(f"feature_matching must be 'off', 'replace' or 'add', got {feature_matching!r}")
-        if pack < 1 or d_pretrain_steps < 0:
-            raise ValueError(f"pack must be >= 1 and d_pretrain_steps >= 0, got {pack} and {d_pretrain_steps}")
-        if pack > 1 and getattr(self, "conditional", False):
-            raise ValueError("pack > 1 is not supported by conditional models (one condition per sample)")
-
     # ------------------------------------------------------------------ hooks for subclasses
+    @standard_normal_noise
     def sample_noise(self, n: int) -> torch.Tensor:
         """Latent vectors z ~ N(0, noise_std²), shape (n, latent_dim)."""
         return torch.randn(n, self.hparams.latent_dim, device=self.device) * self.hparams.noise_std
@@ -362,12 +305,6 @@ class GANModule(LoopMechanics, pl.LightningModule):
                 schedulers.append({"scheduler": factory(opt), "interval": self.hparams.lr_scheduler_interval})
         return [opt_g, opt_d], schedulers
 
-    def _step_schedulers(self, interval: str) -> None:
-        if self.hparams.lr_scheduler_interval != interval:
-            return
-        for config in self.trainer.lr_scheduler_configs:
-            config.scheduler.step()
-
     # ------------------------------------------------------------------ training loop
     @property
     def gan_step(self) -> int:
@@ -375,32 +312,19 @@ class GANModule(LoopMechanics, pl.LightningModule):
         return self.global_step
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        progress = self._optim_progress()
-        before = (progress.total.completed, progress.current.completed) if progress is not None else None
-        if self.update_mode == "simultaneous":
-            logs = self._simultaneous_update(batch)
-        else:
-            # Decided before the D update: its optimizer step advances ``global_step`` until ``_count_one_step``
-            # resets it, so reading ``gan_step`` afterwards would put the first G step one batch early.
-            trained = self.gan_step - self.hparams.get("d_pretrain_steps", 0)  # D-only pre-training first
-            generator_turn = trained >= 0 and (trained + 1) % self.hparams.n_critic == 0
-            logs = self._discriminator_update(batch)
-            if generator_turn:
-                logs.update(self._generator_update(batch))
-        if progress is not None:
-            self._count_one_step(progress, before)
-        self._step_schedulers("step")
-        if self.generator_ema is not None and "g_loss" in logs:
-            self._update_ema()
-        bar = {k: v for k, v in logs.items() if k in ("d_loss", "g_loss")}
-        rest = {k: v for k, v in logs.items() if k not in bar}
-        size = self._batch_size(batch)
-        # sync_dist: epoch means over all ranks (a no-op without DDP).
-        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
-        self.log_dict(rest, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
+        simultaneous = self.update_mode == "simultaneous"
+        self._gan_step(batch, self._simultaneous_update if simultaneous else self._alternating_update)
 
-    def on_train_epoch_end(self) -> None:
-        self._step_schedulers("epoch")
+    def _alternating_update(self, batch: Batch) -> dict:
+        """One D update every batch; a G update on every ``n_critic``-th batch after ``d_pretrain_steps``."""
+        # Decided before the D update: its optimizer step advances ``global_step`` until ``_gan_step`` resets it,
+        # so reading ``gan_step`` afterwards would put the first G step one batch early.
+        trained = self.gan_step - self.hparams.get("d_pretrain_steps", 0)  # D-only pre-training first
+        generator_turn = trained >= 0 and (trained + 1) % self.hparams.n_critic == 0
+        logs = self._discriminator_update(batch)
+        if generator_turn:
+            logs.update(self._generator_update(batch))
+        return logs
 
     def _batch_size(self, batch: Batch) -> int:
         return self.real_samples(batch).shape[0]

@@ -23,8 +23,9 @@ Losses (reference translation-discogan-cyclegan.md §2.4; paper §3–4; *GANs i
   ``lightning_gans.schedules.LinearDecayLR`` 100 + 100 epochs), stepped per epoch.
 
 The base ``GANModule`` machinery is reused: the toggled manual optimizer steps (``_generator_update``,
-``_discriminator_update``), the NaN guard, the one-step-per-batch counter, per-network schedulers, gradient
-clipping and the per-rank RNG streams. ``generator`` / ``discriminator`` are ``ModuleDict``s {AB, BA} / {A, B};
+``_discriminator_update``), the NaN guard, the per-batch bookkeeping (``_gan_step``: one-step-per-batch counter,
+step-interval schedulers, logging), per-network schedulers, gradient clipping and the per-rank RNG streams.
+``generator`` / ``discriminator`` are ``ModuleDict``s {AB, BA} / {A, B};
 ``G_AB``, ``G_BA``, ``D_A``, ``D_B`` name their entries. ``translate(images, "AtoB" | "BtoA")`` runs a generator in
 eval mode (used by the sample-grid and quality callbacks and by ``lightning-gans translate``).
 """
@@ -40,8 +41,10 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
+from lightning_gans.compat import attached_trainer, built_by_cli, drop_hparams
+from lightning_gans.errors import ConfigError
 from lightning_gans.models._keras_predict import eval_mode
-from lightning_gans.models.base import Batch, GANModule, _adam, _built_by_cli
+from lightning_gans.models.base import Batch, GANModule, _adam
 from lightning_gans.models.image_pool import ImagePool
 from lightning_gans.networks.translation import PatchGANDiscriminator, ResnetGenerator
 
@@ -51,8 +54,6 @@ ADVERSARIAL_LOSSES = ("lsgan", "non_saturating")
 
 
 def _batch_error(batch: Batch) -> Exception:
-    from lightning_gans.cli import ConfigError  # lazy: the CLI imports the models
-
     got = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
     return ConfigError(
         f"translation models train on {{'A': images, 'B': images}} batches, got {got}: use "
@@ -63,6 +64,20 @@ def _batch_error(batch: Batch) -> Exception:
 def reconstruction_loss(kind: str, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute ("l1") or squared ("mse") error over all elements."""
     return F.l1_loss(x, target) if kind == "l1" else F.mse_loss(x, target)
+
+
+def check_options(
+    loss: str, cycle_loss: str, lambda_cycle: float, lambda_identity: float, order: str, d_fakes: str
+) -> None:
+    """The translation options' ranges and combinations (``ValueError`` naming the fix)."""
+    if loss not in ADVERSARIAL_LOSSES:
+        raise ValueError(f"loss must be one of {ADVERSARIAL_LOSSES} (LSGAN or BCE), got {loss!r}")
+    if cycle_loss not in ("l1", "mse"):
+        raise ValueError(f"cycle_loss must be 'l1' or 'mse', got {cycle_loss!r}")
+    if lambda_cycle < 0 or lambda_identity < 0:
+        raise ValueError(f"lambda_cycle and lambda_identity must be >= 0, got {lambda_cycle}, {lambda_identity}")
+    if order == "d_then_g" and d_fakes == "cached":
+        raise ValueError("order='d_then_g' has no G-step fakes to reuse for D: use d_fakes='fresh'")
 
 
 class CycleGAN(GANModule):
@@ -92,14 +107,7 @@ class CycleGAN(GANModule):
         gradient_clip_d: float | None = None,
         nan_guard: bool = True,
     ) -> None:
-        if loss not in ADVERSARIAL_LOSSES:
-            raise ValueError(f"loss must be one of {ADVERSARIAL_LOSSES} (LSGAN or BCE), got {loss!r}")
-        if cycle_loss not in ("l1", "mse"):
-            raise ValueError(f"cycle_loss must be 'l1' or 'mse', got {cycle_loss!r}")
-        if lambda_cycle < 0 or lambda_identity < 0:
-            raise ValueError(f"lambda_cycle and lambda_identity must be >= 0, got {lambda_cycle}, {lambda_identity}")
-        if order == "d_then_g" and d_fakes == "cached":
-            raise ValueError("order='d_then_g' has no G-step fakes to reuse for D: use d_fakes='fresh'")
+        check_options(loss, cycle_loss, lambda_cycle, lambda_identity, order, d_fakes)
         nets = self.default_networks(image_size)
         given = dict(zip(NETWORK_ARGS, (G_AB, G_BA, D_A, D_B)))
         nets.update({k: v for k, v in given.items() if v is not None})
@@ -120,13 +128,11 @@ class CycleGAN(GANModule):
                 num_fixed_noise=0,  # no latent: the sample grid shows fixed test images instead
                 nan_guard=nan_guard,
             )
-        if not _built_by_cli():
+        if not built_by_cli():
             # Networks built in Python are weights, not hyperparameters; the base's own arguments (latent_dim, …)
             # are not options of this class, so ``load_from_checkpoint`` could not pass them back.
             own = set(inspect.signature(CycleGAN.__init__).parameters) - set(NETWORK_ARGS)
-            for name in set(self._hparams) - own:
-                self._hparams.pop(name, None)
-                self._hparams_initial.pop(name, None)
+            drop_hparams(self, set(self.hparams) - own)
         # The registry's LSGAN terms are ½·(s − t)²; CycleGAN's are the plain MSE (paper eq. 1 with LSGAN, the book).
         self.adversarial_scale = 2.0 if loss == "lsgan" else 1.0
         self.pools = {"A": ImagePool(pool_size), "B": ImagePool(pool_size)}
@@ -176,8 +182,6 @@ class CycleGAN(GANModule):
         return self.translate(self.translate(images, there), back)
 
     def sample(self, n: int, **kwargs: Any) -> torch.Tensor:
-        from lightning_gans.cli import ConfigError
-
         raise ConfigError(
             f"{type(self).__name__} translates images, it does not sample from noise: use `lightning-gans "
             "translate` (and TranslationGridCallback / TranslationQualityCallback instead of the noise-based ones)"
@@ -198,10 +202,9 @@ class CycleGAN(GANModule):
         return self.domains(batch)[0]
 
     def setup(self, stage: str) -> None:
-        size = getattr(getattr(self._trainer, "datamodule", None), "image_size", None) if self._trainer else None
+        trainer = attached_trainer(self)
+        size = getattr(getattr(trainer, "datamodule", None), "image_size", None) if trainer else None
         if size is not None and size != self.hparams.image_size:
-            from lightning_gans.cli import ConfigError
-
             raise ConfigError(
                 f"the datamodule makes {size}² images but model.image_size is {self.hparams.image_size}: set both "
                 f"to the same value (--data.image_size and --model.image_size)"
@@ -261,19 +264,15 @@ class CycleGAN(GANModule):
 
     # ------------------------------------------------------------------ the loop
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        self.domains(batch)
-        progress = self._optim_progress()
-        before = (progress.total.completed, progress.current.completed) if progress is not None else None
+        self.domains(batch)  # a clear error for a batch that is not {"A", "B"}
+        self._gan_step(batch, self._ordered_update)
+
+    def _ordered_update(self, batch: Batch) -> dict:
+        """The G and the D update of one batch, in ``order``."""
         if self.hparams.order == "g_then_d":
             logs = self._generator_update(batch)
             logs.update(self._discriminator_update(batch))
         else:
             logs = self._discriminator_update(batch)
             logs.update(self._generator_update(batch))
-        if progress is not None:
-            self._count_one_step(progress, before)
-        self._step_schedulers("step")
-        size = batch["A"].shape[0]
-        bar = {k: logs.pop(k) for k in ("d_loss", "g_loss")}
-        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
-        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
+        return logs

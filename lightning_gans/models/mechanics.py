@@ -1,21 +1,25 @@
-"""The mechanics under ``GANModule``'s training loop: optimizer stepping, the one-step-per-batch counter, the
-NaN/Inf guard, the EMA update, per-rank RNG streams and RNG state in checkpoints.
+"""The mechanics under ``GANModule``'s training loop: optimizer stepping, the per-batch bookkeeping of one GAN
+step (the one-step-per-batch counter, step-interval LR schedulers, the EMA update, logging), the NaN/Inf guard,
+the EMA itself, per-rank RNG streams and RNG state in checkpoints.
 
 A mixin for ``LightningModule`` subclasses (``GANModule`` and models that write their own ``training_step``,
-e.g. SGAN with its extra optimizer, reuse these methods). It reads ``self.hparams.nan_guard``,
-``self.hparams.ema_decay``, ``self.generator``/``self.generator_ema`` and the trainer.
+e.g. CycleGAN with its own update order, call ``_gan_step``; SGAN with its extra optimizer reuses the steps). It
+reads ``self.hparams`` (``nan_guard``, ``ema_decay``, ``ema_warmup``, ``lr_scheduler_interval``),
+``self.generator``/``self.generator_ema``, the ``_batch_size(batch)`` hook and the trainer. Lightning internals
+are reached only through ``lightning_gans.compat``.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-
-class NonFiniteLossError(RuntimeError):
-    """A loss became NaN/Inf; training stopped before applying the bad update."""
+from lightning_gans.compat import attached_trainer, optimizer_step_progress, optimizer_steps, set_optimizer_steps
+from lightning_gans.errors import NonFiniteLossError  # noqa: F401 - re-exported (old import path)
 
 
 class LoopMechanics:
@@ -40,37 +44,70 @@ class LoopMechanics:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    # ------------------------------------------------------------------ step counting, guards, EMA
-    def _optim_progress(self) -> Any:
-        if self._trainer is None:
-            return None
-        return self.trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+    # ------------------------------------------------------------------ one batch = one GAN step
+    def _gan_step(self, batch: Any, update: Callable[[Any], dict]) -> dict:
+        """Run ``update(batch)`` (all optimizer steps of one batch, returning the detached losses) as one GAN step.
 
-    @staticmethod
-    def _count_one_step(progress: Any, before: tuple[int, int]) -> None:
-        """Make this batch count as exactly one step, however many optimizer steps it took."""
-        total, current = before
-        progress.total.ready = progress.total.completed = total + 1
-        progress.current.ready = progress.current.completed = current + 1
+        Then the per-batch bookkeeping every loop shares: the batch counts as exactly one step however many
+        optimizer steps it took (``global_step`` + 1), step-interval LR schedulers step, the EMA of G follows a
+        G update, and the losses are logged. Returns the logs.
+        """
+        trainer = attached_trainer(self)
+        progress = optimizer_step_progress(trainer) if trainer is not None else None
+        before = optimizer_steps(progress) if progress is not None else None
+        logs = update(batch)
+        if progress is not None:
+            set_optimizer_steps(progress, before[0] + 1, before[1] + 1)
+        self._step_schedulers("step")
+        if self.generator_ema is not None and "g_loss" in logs:
+            self._update_ema()
+        self._log_losses(logs, self._batch_size(batch))
+        return logs
 
+    def _log_losses(self, logs: dict[str, torch.Tensor], batch_size: int) -> None:
+        """``d_loss``/``g_loss`` on the progress bar, the other terms beside them; sync_dist: epoch means over all
+        ranks (a no-op without DDP)."""
+        bar = {k: logs[k] for k in ("d_loss", "g_loss") if k in logs}
+        rest = {k: v for k, v in logs.items() if k not in bar}
+        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        self.log_dict(rest, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
+
+    def _step_schedulers(self, interval: str) -> None:
+        if self.hparams.lr_scheduler_interval != interval:
+            return
+        for config in self.trainer.lr_scheduler_configs:
+            config.scheduler.step()
+
+    def on_train_epoch_end(self) -> None:
+        self._step_schedulers("epoch")
+
+    # ------------------------------------------------------------------ guards, EMA
     def _guard(self, losses: dict[str, torch.Tensor]) -> None:
         """Raise ``NonFiniteLossError`` (on every rank at once) when a loss is NaN/Inf."""
         if not self.hparams.nan_guard:
             return
         finite = bool(torch.stack([v.detach().float() for v in losses.values()]).isfinite().all())
-        if self._trainer is not None and self.trainer.world_size > 1:
+        if attached_trainer(self) is not None and self.trainer.world_size > 1:
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             return
         values = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
         where = ""
-        if self._trainer is not None:
+        if attached_trainer(self) is not None:
             where = f" at GAN step {self.global_step} (epoch {self.current_epoch})"
         raise NonFiniteLossError(
             f"Non-finite loss{where}: {values}. Training stopped before applying this update; the last "
             "checkpoint in the run's checkpoints/ folder is the last good state. Try a lower learning rate, "
             "--model.gradient_clip_d / --model.gradient_clip_g, or a different --model.loss."
         )
+
+    def _init_ema(self, generator: nn.Module, ema_decay: float | None, ema_warmup: bool) -> None:
+        """``generator_ema`` (a frozen copy of ``generator``, or None) and, with the warm-up, its update count."""
+        self.generator_ema: nn.Module | None = None
+        if ema_decay is not None:
+            self.generator_ema = copy.deepcopy(generator).requires_grad_(False).eval()
+        if ema_warmup:  # the update count the ramp reads; a buffer, so a resumed run continues the ramp
+            self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -96,7 +133,7 @@ class LoopMechanics:
         ``world_size`` copies of one per-rank batch. Every rank draws one seed from the shared stream and adds
         its rank, which stays deterministic for a given seed and world size.
         """
-        if self._trainer is None or self.trainer.world_size <= 1:
+        if attached_trainer(self) is None or self.trainer.world_size <= 1:
             return
         seed = int(torch.randint(0, 2**62, (1,)))
         torch.manual_seed(seed + self.global_rank)
@@ -110,7 +147,7 @@ class LoopMechanics:
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         rng = checkpoint.get("lightning_gans_rng")
-        if rng is None or self._trainer is None:
+        if rng is None or attached_trainer(self) is None:
             return  # plain weight loading (e.g. `sample`) must not touch the global RNG
         torch.set_rng_state(rng["torch"])
         if "cuda" in rng and torch.cuda.is_available():

@@ -1,0 +1,148 @@
+"""Every access to a Lightning (or torch) internal the project relies on, in one place.
+
+Manual GAN optimisation needs a few things Lightning keeps private: the manual-optimisation step tracker
+behind ``global_step`` (to count one GAN step per batch), the logger's step counter, whether LightningCLI is
+instantiating a module, the kwargs a ``DDPStrategy`` passes to ``DistributedDataParallel``, and the saved
+hyperparameters. Each accessor below reads exactly one of them and, when a Lightning upgrade has moved it, raises
+``LightningInternalsMoved`` naming the attribute and the installed version, never falling back silently (a
+fallback would change the step counts or checkpoints). ``tests/test_compat.py`` exercises every accessor on a real
+``Trainer``, so an upgrade that moves one fails there first.
+
+Written against Lightning 2.6 (``TESTED_WITH``). Bottom layer: imports only Lightning, torch and the stdlib.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import lightning
+import lightning.pytorch as pl
+from torch import nn
+
+TESTED_WITH = "2.6"
+__all__ = [
+    "TESTED_WITH",
+    "LightningInternalsMoved",
+    "attached_trainer",
+    "built_by_cli",
+    "ddp_kwargs",
+    "drop_hparams",
+    "has_batch_norm",
+    "logged_step",
+    "optimizer_step_progress",
+    "optimizer_steps",
+    "set_optimizer_steps",
+    "wandb_init_kwargs",
+]
+
+
+class LightningInternalsMoved(RuntimeError):
+    """A Lightning internal that ``lightning_gans.compat`` reads is not where Lightning 2.6 kept it."""
+
+
+def _moved(attribute: str, error: Exception) -> LightningInternalsMoved:
+    return LightningInternalsMoved(
+        f"lightning-gans reads the Lightning internal `{attribute}` (as of Lightning {TESTED_WITH}), but the "
+        f"installed Lightning {lightning.__version__} does not have it ({type(error).__name__}: {error}). "
+        "Pin lightning to the version in pyproject.toml, or update lightning_gans/compat.py for the new location."
+    )
+
+
+def attached_trainer(module: pl.LightningModule) -> pl.Trainer | None:
+    """The trainer ``module`` is attached to, or None (``module.trainer`` raises instead of returning None)."""
+    try:
+        return module._trainer
+    except AttributeError as error:
+        raise _moved("LightningModule._trainer", error) from error
+
+
+def optimizer_step_progress(trainer: pl.Trainer) -> Any:
+    """The manual-optimisation step tracker whose ``total.completed`` *is* ``trainer.global_step``.
+
+    Every ``optimizer.step()`` advances it; ``LoopMechanics`` resets it to one step per batch.
+    """
+    where = "trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress"
+    try:
+        progress = trainer.fit_loop.epoch_loop.manual_optimization.optim_step_progress
+        trackers = {"total": progress.total, "current": progress.current}
+    except AttributeError as error:
+        raise _moved(where, error) from error
+    for name, tracker in trackers.items():  # set_optimizer_steps writes these: a missing one would be created silently
+        for field in ("ready", "completed"):
+            if not hasattr(tracker, field):
+                raise _moved(f"{where}.{name}.{field}", AttributeError(f"{type(tracker).__name__} has no {field!r}"))
+    return progress
+
+
+def optimizer_steps(progress: Any) -> tuple[int, int]:
+    """(total, current-epoch) completed optimizer steps of an ``optimizer_step_progress`` tracker."""
+    return progress.total.completed, progress.current.completed
+
+
+def set_optimizer_steps(progress: Any, total: int, current: int) -> None:
+    """Set the tracker (hence ``global_step``) to ``total`` steps, ``current`` of them in this epoch."""
+    progress.total.ready = progress.total.completed = total
+    progress.current.ready = progress.current.completed = current
+
+
+def logged_step(trainer: pl.Trainer) -> int:
+    """The step Lightning's own ``log`` calls send to the loggers (batches that stepped, including resumed ones).
+
+    Callbacks that call ``logger.log_metrics`` / ``log_image`` directly use it, so their points share the
+    x-axis of the training losses.
+    """
+    try:
+        return trainer.fit_loop.epoch_loop._batches_that_stepped
+    except AttributeError as error:
+        raise _moved("trainer.fit_loop.epoch_loop._batches_that_stepped", error) from error
+
+
+try:
+    from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+except ImportError as _import_error:  # raised where it is used, with the version in the message
+    _given_hyperparameters, _GIVEN_HPARAMS_ERROR = None, _import_error
+else:
+    _GIVEN_HPARAMS_ERROR = None
+
+
+def built_by_cli() -> bool:
+    """True while LightningCLI instantiates a module (it hands the config to ``save_hyperparameters``)."""
+    if _given_hyperparameters is None:
+        raise _moved("lightning.pytorch.core.mixins.hparams_mixin._given_hyperparameters", _GIVEN_HPARAMS_ERROR)
+    return _given_hyperparameters.get() is not None
+
+
+def ddp_kwargs(strategy: Any) -> dict[str, Any]:
+    """The (mutable) kwargs a ``DDPStrategy`` passes to ``DistributedDataParallel``."""
+    kwargs = getattr(strategy, "_ddp_kwargs", None)
+    if not isinstance(kwargs, dict):
+        error = AttributeError(f"{type(strategy).__name__} has no dict `_ddp_kwargs` (got {type(kwargs).__name__})")
+        raise _moved("DDPStrategy._ddp_kwargs", error)
+    return kwargs
+
+
+def drop_hparams(module: pl.LightningModule, names: Iterable[str]) -> None:
+    """Remove ``names`` from ``module.hparams`` and ``module.hparams_initial`` after ``save_hyperparameters``
+    (``hparams_initial`` returns a copy, so the stored dicts are edited): what ``load_from_checkpoint`` passes
+    back to ``__init__``."""
+    try:
+        stored = (module._hparams, module._hparams_initial)
+    except AttributeError as error:
+        raise _moved("HyperparametersMixin._hparams / _hparams_initial", error) from error
+    for name in names:
+        for hparams in stored:
+            hparams.pop(name, None)
+
+
+def has_batch_norm(module: nn.Module) -> bool:
+    """True when ``module`` contains a BatchNorm layer of any dimension (torch's private ``_BatchNorm`` base)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
+
+
+def wandb_init_kwargs(logger: Any) -> dict[str, Any]:
+    """The keyword arguments a ``WandbLogger`` will pass to ``wandb.init`` (``WandbLogger._wandb_init``)."""
+    try:
+        return logger._wandb_init
+    except AttributeError as error:
+        raise _moved("WandbLogger._wandb_init", error) from error
