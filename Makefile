@@ -60,9 +60,10 @@ compare: $(STAMP) ## leaderboard of runs by FID, one table per eval protocol: ma
 extractor: $(STAMP) ## train the offline lenet-mnist feature extractor (FID/IS on digits) from DATA_DIR
 	$(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
 
-lint: $(STAMP) ## ruff lint + format check
+lint: $(STAMP) ## ruff lint + format check + the layer contract (import-linter, pyproject.toml)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## ruff autofix + format
 	$(VENV)/bin/ruff check --fix .

@@ -22,6 +22,7 @@ Decisions made here (and why):
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -35,8 +36,16 @@ from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
+from lightning_gans import config_files
 from lightning_gans.callbacks import MetricsJsonl, RunCheckpoint
-from lightning_gans.models.base import GANModule, NonFiniteLossError
+from lightning_gans.compat import ddp_kwargs, wandb_init_kwargs
+from lightning_gans.console import quiet_console
+from lightning_gans.errors import (
+    ConfigError,
+    LightningGANsError,
+    NonFiniteLossError,  # noqa: F401 - re-exported (old import path)
+)
+from lightning_gans.models.base import GANModule
 
 RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"
 REJECTED_TRAINER_OPTIONS = {
@@ -55,10 +64,6 @@ DDP_UPGRADES = {
 }
 
 
-class ConfigError(ValueError):
-    """A configuration the framework refuses, with what to do instead."""
-
-
 class RunConfigSaver(SaveConfigCallback):
     """Write the resolved config to ``<run_dir>/config.yaml`` and send it to the loggers (W&B config)."""
 
@@ -67,9 +72,9 @@ class RunConfigSaver(SaveConfigCallback):
             return
         path = Path(trainer.default_root_dir) / self.config_filename
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.parser.save(self.config, path, skip_none=False, overwrite=True, multifile=False)
+        self.parser.save(self.config, path, skip_unset=False, overwrite=True, multifile=False)
         self.already_saved = True
-        config = self.parser.dump(self.config, skip_none=False, format="json")
+        config = self.parser.dump(self.config, skip_unset=False, format="json")
         import json
 
         for logger in trainer.loggers:
@@ -78,6 +83,7 @@ class RunConfigSaver(SaveConfigCallback):
 
 class GANLightningCLI(LightningCLI):
     def __init__(self, args: Any = None, run: bool = True) -> None:
+        config_files.install()  # experiment files compose: `defaults:` and named callbacks (config_files.py)
         super().__init__(
             model_class=GANModule,
             datamodule_class=pl.LightningDataModule,
@@ -136,16 +142,20 @@ class GANLightningCLI(LightningCLI):
         if mode not in ("offline", "online", "disabled"):
             raise ConfigError(f"--wandb.mode must be offline, online or disabled, got {mode!r}")
         if mode != "disabled":
-            loggers.append(
-                WandbLogger(
-                    save_dir=str(run_dir),
-                    project=config["wandb"]["project"],
-                    group=experiment,
-                    name=f"{experiment}-{run_dir.name}",
-                    offline=mode != "online",
-                    job_type=self.subcommand or "fit",
-                )
+            wandb_logger = WandbLogger(
+                save_dir=str(run_dir),
+                project=config["wandb"]["project"],
+                group=experiment,
+                name=f"{experiment}-{run_dir.name}",
+                offline=mode != "online",
+                job_type=self.subcommand or "fit",
+                settings=_wandb_settings(),
             )
+            # Lightning passes anonymous=None, which wandb >= 0.2x warns about on every run: leave it out.
+            wandb_init_kwargs(wandb_logger).pop("anonymous", None)
+            loggers.append(wandb_logger)
+            sync = f"; sync it later: wandb sync {run_dir}/wandb/offline-run-*" if mode == "offline" else ""
+            rank_zero_info(f"lightning-gans: W&B {mode} run in {run_dir}/wandb{sync}")
         return loggers
 
     def instantiate_trainer(self, **kwargs: Any) -> pl.Trainer:
@@ -169,7 +179,7 @@ class GANLightningCLI(LightningCLI):
             )
             kwargs["strategy"] = DDP_UPGRADES[strategy]
         elif isinstance(strategy, DDPStrategy):
-            strategy._ddp_kwargs["find_unused_parameters"] = True
+            ddp_kwargs(strategy)["find_unused_parameters"] = True
         extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
         callbacks = list(trainer_cfg.get("callbacks") or [])
         if not any(isinstance(c, RichProgressBar) for c in callbacks) and trainer_cfg.get("enable_progress_bar", True):
@@ -190,6 +200,18 @@ class GANLightningCLI(LightningCLI):
                 )
 
 
+def _wandb_settings() -> dict[str, Any]:
+    """W&B without its banner and end-of-run summary (the CLI prints where the run is), and with the git state of
+    the checkout the run was started from (W&B would otherwise look for a repository in the run directory)."""
+    settings: dict[str, Any] = {"quiet": True}
+    root = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / ".git").exists()), None)
+    if root is not None:
+        settings["git_root"] = str(root)
+    else:
+        settings["disable_git"] = True
+    return settings
+
+
 def _many(devices: Any) -> bool:
     """True when a ``devices`` setting asks for more than one device (``2``, ``"2"``, ``[0, 1]``, ``-1``)."""
     if isinstance(devices, (list, tuple)):
@@ -204,60 +226,22 @@ def _many(devices: Any) -> bool:
     return isinstance(devices, int) and (devices > 1 or devices == -1)
 
 
-# ---------------------------------------------------------------------- `sample` subcommand
-def _sample_command(argv: list[str]) -> None:
-    import argparse
-
-    from lightning_gans.sampling import write_samples
-
-    parser = argparse.ArgumentParser(prog="lightning-gans sample", description="Draw samples from a checkpoint.")
-    parser.add_argument("--ckpt", required=True, help="checkpoint written by `lightning-gans fit`")
-    parser.add_argument("--n", type=int, default=64, help="number of samples")
-    parser.add_argument("--out", required=True, help="output prefix: writes OUT.npz and OUT.png")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-ema", action="store_true", help="sample the raw generator even if EMA is kept")
-    parser.add_argument(
-        "--labels",
-        default=None,
-        help="conditional models: comma-separated classes, e.g. 0,1,2; --n samples of each, one grid row per label",
-    )
-    args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.error(f"--n must be >= 1, got {args.n}")
-    labels = None
-    if args.labels is not None:
-        try:
-            labels = [int(label) for label in args.labels.split(",")]
-        except ValueError:
-            parser.error(f"--labels must be comma-separated integers such as 0,1,2, got {args.labels!r}")
-    try:
-        npz, png = write_samples(args.ckpt, args.n, args.out, seed=args.seed, use_ema=not args.no_ema, labels=labels)
-    except ValueError as err:  # labels out of range, or labels for an unconditional model
-        parser.error(str(err))
-    print(f"wrote {npz} and {png}")
+def run_subcommand(name: str, argv: list[str]) -> None:
+    """Run ``lightning_gans.commands.<module>.main(argv)`` for a project subcommand."""
+    importlib.import_module(f"lightning_gans.commands.{SUBCOMMANDS[name]}").main(argv)
 
 
-def _lazy(module: str, function: str):
-    """A subcommand whose implementation is imported only when it runs (keeps `--help` and `fit` start fast)."""
-
-    def run(argv: list[str]) -> None:
-        import importlib
-
-        getattr(importlib.import_module(module), function)(argv)
-
-    return run
-
-
+# subcommand → module of lightning_gans.commands (imported only when it runs: keeps `--help` and `fit` fast)
 SUBCOMMANDS = {
-    "sample": _sample_command,
-    "eval": _lazy("lightning_gans.evaluation", "eval_command"),
-    "compare": _lazy("lightning_gans.compare", "compare_command"),
-    "train-extractor": _lazy("lightning_gans.metrics.lenet", "train_extractor_command"),
-    "prepare": _lazy("lightning_gans.prepare", "prepare_command"),
-    "interpolate": _lazy("lightning_gans.interpolation", "interpolate_command"),
-    "upscale": _lazy("lightning_gans.upscale", "upscale_command"),
-    "age": _lazy("lightning_gans.age", "age_command"),
-    "translate": _lazy("lightning_gans.translate", "translate_command"),
+    "sample": "sample",
+    "eval": "eval",
+    "compare": "compare",
+    "train-extractor": "train_extractor",
+    "prepare": "prepare",
+    "interpolate": "interpolate",
+    "upscale": "upscale",
+    "age": "age",
+    "translate": "translate",
 }
 
 
@@ -291,19 +275,18 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return
-    from datamodules._paths import DatasetNotFoundError
-
+    quiet_console()
     try:
         if argv and argv[0] in SUBCOMMANDS:
-            SUBCOMMANDS[argv[0]](argv[1:])
+            run_subcommand(argv[0], argv[1:])
         else:
             try:
                 GANLightningCLI(args=argv)
             finally:
                 _finish_wandb()
-    except (ConfigError, DatasetNotFoundError, NonFiniteLossError, FileNotFoundError) as err:
+    except (LightningGANsError, FileNotFoundError) as err:
         print(f"lightning-gans: error: {err}", file=sys.stderr)
-        sys.exit(2 if isinstance(err, ConfigError) else 1)
+        sys.exit(getattr(err, "exit_code", 1))
 
 
 if __name__ == "__main__":
