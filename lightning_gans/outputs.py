@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +106,14 @@ def define_wandb_summaries(trainer: pl.Trainer, summaries: dict[str, str], owner
                 logger.experiment.define_metric(name, summary=summary)
         except Exception as err:  # a disabled/odd W&B run must not break training
             rank_zero_info(f"{owner}: W&B define_metric failed: {err}")
+
+
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, then rename it over ``path``: concurrent writers (several
+    ranks) and a killed process never leave a torn file under the final name."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor
 
 from lightning_gans.metrics.extractors import cache_dir
+from lightning_gans.outputs import atomic_write
 
 
 def _canonical(protocol: Mapping) -> str:
@@ -27,15 +27,6 @@ def _canonical(protocol: Mapping) -> str:
         return json.dumps(dict(protocol), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     except (TypeError, ValueError) as err:
         raise TypeError(f"protocol must be JSON-serialisable (str/int/float/bool/None/lists/dicts): {err}") from None
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)  # atomic: concurrent writers (several ranks) never leave a torn file
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class ReferenceCache:
@@ -78,7 +69,7 @@ class ReferenceCache:
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path(protocol)
         payload = {"protocol": json.loads(text), "stats": {k: v.detach().cpu().clone() for k, v in stats.items()}}
-        _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
         sidecar = json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
-        _atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(sidecar))
+        atomic_write(path.with_suffix(".json"), lambda tmp: tmp.write_text(sidecar))
         return path

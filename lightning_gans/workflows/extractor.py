@@ -8,7 +8,6 @@ square over (up to) 10k training images.
 from __future__ import annotations
 
 import math
-import os
 import time
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from tqdm.auto import tqdm
 from datamodules.mnist import MNISTDataModule
 from lightning_gans.metrics.extractors import file_sha256
 from lightning_gans.metrics.lenet import NAME, LeNet, checksum_path, default_weights_path
+from lightning_gans.outputs import atomic_write
 
 
 def _accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
@@ -30,15 +30,6 @@ def _accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int 
             for i in range(0, len(images), batch_size)
         )
     return correct / max(1, len(images))
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def train_lenet_mnist(
@@ -115,7 +106,7 @@ def _save(model: LeNet, meta: dict, path: Path) -> str:
     """Write the state dict + metadata and its ``.sha256`` sidecar atomically; returns the digest."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: torch.save({"state_dict": state, "meta": meta}, tmp))
+    atomic_write(path, lambda tmp: torch.save({"state_dict": state, "meta": meta}, tmp))
     digest = file_sha256(path)
-    _atomic_write(checksum_path(path), lambda tmp: tmp.write_text(f"{digest}  {path.name}\n"))
+    atomic_write(checksum_path(path), lambda tmp: tmp.write_text(f"{digest}  {path.name}\n"))
     return digest
