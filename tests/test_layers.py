@@ -87,3 +87,39 @@ def test_no_long_function_without_a_reason() -> None:
                 if length > MAX_FUNCTION_LINES and "Long because" not in (ast.get_docstring(node) or ""):
                     long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name} ({length} lines)")
     assert long == [], "split these functions or say why in the docstring ('Long because …')"
+
+
+def test_no_import_cycles() -> None:
+    """Zero cycles between modules, counting imports inside functions (grimp reads them all)."""
+    import grimp
+
+    graph = grimp.build_graph("lightning_gans", "datamodules", cache_dir=None)
+    edges = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in edges[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == module:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for module in sorted(edges):
+        if module not in index:
+            visit(module)
+    assert cycles == []
