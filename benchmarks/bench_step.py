@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from lightning_gans.models import DCGAN
+from lightning_gans.models.options import Schedule
 
 LATENT_DIM = 100
 TARGET = 1.05
@@ -142,7 +143,8 @@ def main() -> None:
     t_start = time.perf_counter()
     for rep in range(args.repeats):
         torch.manual_seed(rep)
-        model = DCGAN(latent_dim=LATENT_DIM, update="simultaneous", optimizer_g=adam, optimizer_d=adam)
+        simultaneous = Schedule(update="simultaneous")
+        model = DCGAN(latent_dim=LATENT_DIM, schedule=simultaneous, optimizer_g=adam, optimizer_d=adam)
         gen, disc = copy.deepcopy(model.generator), copy.deepcopy(model.discriminator)
         order = ("plain", "framework") if rep % 2 == 0 else ("framework", "plain")
         for impl in order:

@@ -18,6 +18,7 @@ exist. Prints only, never asserts::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import inspect
 import logging
 import multiprocessing as mp
@@ -40,6 +41,7 @@ from datamodules.toy import MIXTURES, ToyDataModule, toy_metrics  # noqa: E402
 from lightning_gans.losses import LOSSES  # noqa: E402
 from lightning_gans.models import GAN  # noqa: E402
 from lightning_gans.models.base import GANModule  # noqa: E402
+from lightning_gans.models.options import GROUPS, LEGACY_OPTIONS  # noqa: E402
 from lightning_gans.networks import MLPDiscriminator, MLPGenerator  # noqa: E402
 
 EVAL_SAMPLES = 2500
@@ -54,8 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "batch_size": 256,
 }
 
-# Per-loss settings. ``module`` entries are GANModule kwargs, applied only if GANModule accepts them (the
-# first accepted entry of ``one_of`` wins); ``optim`` entries override the Adam settings above.
+# Per-loss settings. ``module`` entries are GANModule options by their field names (grouped by ``grouped``),
+# applied only if GANModule accepts them (the first accepted entry of ``one_of`` wins); ``optim`` entries override
+# the Adam settings above.
 # WGAN-GP (Gulrajani et al. 2017, Alg. 1): λ = 10, n_critic = 5, Adam lr 1e-4, β = (0, 0.9).
 # WGAN weight clipping (Arjovsky et al. 2017, Alg. 1): c = 0.01, n_critic = 5.
 LOSS_SETTINGS: dict[str, dict[str, Any]] = {
@@ -92,8 +95,24 @@ RECOMMENDED: dict[str, Any] = {
 
 
 def accepted_kwargs() -> dict[str, inspect.Parameter]:
-    """Keyword arguments GANModule accepts today."""
-    return dict(inspect.signature(GANModule.__init__).parameters)
+    """GANModule's options today: its keyword arguments and the fields of its option groups (by field name)."""
+    params = dict(inspect.signature(GANModule.__init__).parameters)
+    for name, (group, field) in LEGACY_OPTIONS.items():
+        if group in params:
+            kind = next(f for f in dataclasses.fields(GROUPS[group]) if f.name == field)
+            params[name] = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind.type)
+    return params
+
+
+def grouped(options: dict[str, Any]) -> dict[str, Any]:
+    """Flat option names (``n_critic``, ``ema_decay``) as GANModule's init arguments (``schedule=Schedule(…)``)."""
+    out: dict[str, Any] = {k: v for k, v in options.items() if k not in LEGACY_OPTIONS}
+    fields: dict[str, dict[str, Any]] = {}
+    for name in options.keys() & LEGACY_OPTIONS.keys():
+        group, field = LEGACY_OPTIONS[name]
+        fields.setdefault(group, {})[field] = options[name]
+    out.update({group: GROUPS[group](**values) for group, values in fields.items()})
+    return out
 
 
 def _coerce(param: inspect.Parameter, value: Any) -> Any:
@@ -154,8 +173,7 @@ def build(loss: str, dataset: str, cfg: dict[str, Any]) -> tuple[GAN, ToyDataMod
         loss=loss,
         optimizer_g=adam,
         optimizer_d=adam,
-        ema_decay=cfg.get("ema_decay"),
-        **module_kwargs,
+        **grouped({**module_kwargs, "ema_decay": cfg.get("ema_decay")}),
     )
     data = ToyDataModule(dataset=dataset, num_samples=NUM_SAMPLES, batch_size=cfg["batch_size"], seed=cfg["seed"])
     return model, data

@@ -1,6 +1,6 @@
 """``lightning-gans`` command line: LightningCLI (fit/validate/test/predict) plus project subcommands.
 
-    lightning-gans fit --config experiments/dcgan_mnist.yaml [--trainer.max_epochs=3] [--model.n_critic=5]
+    lightning-gans fit --config experiments/dcgan_mnist.yaml [--trainer.max_epochs=3] [--model.schedule.n_critic=5]
     lightning-gans sample --ckpt runs/dcgan_mnist/<run>/checkpoints/last.ckpt --n 64 --out samples
     lightning-gans sample --ckpt runs/cgan_mnist/<run>/checkpoints/last.ckpt --labels 0,1,2 --n 8 --out digits
 
@@ -51,7 +51,8 @@ RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"
 REJECTED_TRAINER_OPTIONS = {
     "gradient_clip_val": (
         None,
-        "GANs clip each network separately: use --model.gradient_clip_d=<v> and/or --model.gradient_clip_g=<v>",
+        "GANs clip each network separately: use --model.regularisers.gradient_clip_d=<v> and/or "
+        "--model.regularisers.gradient_clip_g=<v>",
     ),
     "accumulate_grad_batches": (
         1,

@@ -13,6 +13,7 @@ Written against Lightning 2.6 (``TESTED_WITH``). Bottom layer: imports only Ligh
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "optimizer_step_progress",
     "optimizer_steps",
     "set_optimizer_steps",
+    "update_hparams",
     "wandb_init_kwargs",
 ]
 
@@ -133,6 +135,17 @@ def drop_hparams(module: pl.LightningModule, names: Iterable[str]) -> None:
     for name in names:
         for hparams in stored:
             hparams.pop(name, None)
+
+
+def update_hparams(module: pl.LightningModule, values: dict[str, Any]) -> None:
+    """Set ``values`` in ``module.hparams`` and ``module.hparams_initial`` after ``save_hyperparameters`` (the
+    stored dicts, as ``drop_hparams`` edits them)."""
+    try:
+        stored = (module._hparams, module._hparams_initial)
+    except AttributeError as error:
+        raise _moved("HyperparametersMixin._hparams / _hparams_initial", error) from error
+    for hparams in stored:
+        hparams.update(copy.deepcopy(values))
 
 
 def has_batch_norm(module: nn.Module) -> bool:

@@ -5,7 +5,7 @@ An experiment YAML may start from other YAML files::
     # experiments/cgan_mnist_recommended.yaml — only what the recipe changes
     defaults: [cgan_mnist.yaml]          # paths relative to this file
     model:
-      init_args: {ema_decay: 0.999, ema_warmup: true}
+      init_args: {ema: {decay: 0.999, warmup: true}}
     trainer:
       max_steps: 6500
       callbacks:

@@ -145,7 +145,7 @@ def test_sample_rejects_non_positive_n(tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.parametrize(
     ("option", "advice"),
     [
-        ("--trainer.gradient_clip_val=1.0", "--model.gradient_clip_d"),
+        ("--trainer.gradient_clip_val=1.0", "--model.regularisers.gradient_clip_d"),
         ("--trainer.accumulate_grad_batches=2", "--data.batch_size"),
     ],
     ids=["gradient_clip_val", "accumulate_grad_batches"],

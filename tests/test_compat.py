@@ -29,6 +29,7 @@ from lightning_gans.compat import (
     optimizer_step_progress,
     optimizer_steps,
     set_optimizer_steps,
+    update_hparams,
 )
 
 
@@ -113,6 +114,14 @@ def test_drop_hparams_edits_hparams_and_hparams_initial() -> None:
     assert "width" not in module.hparams and "width" not in module.hparams_initial
 
 
+def test_update_hparams_edits_hparams_and_hparams_initial() -> None:
+    module = Probe(width=5)
+    update_hparams(module, {"width": 6, "group": {"a": 1}})
+    assert module.hparams["width"] == 6 and module.hparams_initial["group"] == {"a": 1}
+    module.hparams["group"]["a"] = 2  # copies: the initial values stay what was set
+    assert module.hparams_initial["group"] == {"a": 1}
+
+
 def test_has_batch_norm() -> None:
     assert has_batch_norm(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2)))
     assert has_batch_norm(torch.nn.BatchNorm3d(1)) and has_batch_norm(torch.nn.SyncBatchNorm(1))
@@ -126,6 +135,7 @@ def test_has_batch_norm() -> None:
         (lambda: optimizer_step_progress(SimpleNamespace(fit_loop=SimpleNamespace())), "optim_step_progress"),
         (lambda: ddp_kwargs(SimpleNamespace()), "DDPStrategy._ddp_kwargs"),
         (lambda: drop_hparams(SimpleNamespace(), ["x"]), "_hparams_initial"),
+        (lambda: update_hparams(SimpleNamespace(), {"x": 1}), "_hparams_initial"),
         (lambda: attached_trainer(SimpleNamespace()), "LightningModule._trainer"),
     ],
 )

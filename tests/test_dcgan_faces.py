@@ -101,7 +101,7 @@ def _experiment(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> G
 def test_experiment_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     celeba = _experiment("dcgan_celeba", tmp_path, monkeypatch)
     assert isinstance(celeba.model.generator, DCGANFacesGenerator)
-    assert celeba.model.update_mode == "simultaneous"
+    assert celeba.model.schedule.update == "simultaneous"
     for optimizer in celeba.model.configure_optimizers()[0]:  # ([G, D], schedulers)
         assert isinstance(optimizer, torch.optim.Adam)
         assert optimizer.defaults["lr"] == 1e-4 and optimizer.defaults["eps"] == 1e-7
@@ -110,7 +110,7 @@ def test_experiment_configs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
     anime = _experiment("dcgan_anime", tmp_path, monkeypatch)
     assert isinstance(anime.model.discriminator, AnimeDiscriminator)
-    assert anime.model.hparams.noisy_labels == 0.2 and anime.model.d_steps_mode == "real_then_fake"
+    assert anime.model.tricks.noisy_labels == 0.2 and anime.model.schedule.d_steps == "real_then_fake"
     for optimizer in anime.model.configure_optimizers()[0]:
         assert isinstance(optimizer, torch.optim.SGD)
         assert (optimizer.defaults["lr"], optimizer.defaults["momentum"], optimizer.defaults["nesterov"]) == (

@@ -165,7 +165,7 @@ def test_model_defaults_are_the_chapters() -> None:
     assert opt_g.defaults["lr"] == 0.0025 and opt_g.defaults["betas"] == (0.5, 0.999)
     assert opt_d.defaults["lr"] == 1e-5 and opt_d.defaults["betas"] == (0.9, 0.999)
     assert model.hparams.noise_std == 0.33 and model.hparams.latent_dim == 200
-    assert model.d_steps_mode == "real_then_fake"
+    assert model.schedule.d_steps == "real_then_fake"
     with pytest.raises(ValueError, match="resolution=64 but the networks"):
         GAN3D(resolution=64, generator=VoxelGenerator(resolution=32))
 

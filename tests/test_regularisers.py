@@ -18,6 +18,7 @@ from toy_training import toy_module as _toy_module
 from lightning_gans.cli import RUN_DIR_ENV, main
 from lightning_gans.losses import clip_weights, drift_penalty, gradient_penalty, r1_penalty
 from lightning_gans.models import GAN
+from lightning_gans.models.options import Regularisers, Schedule
 from lightning_gans.networks import MLPGenerator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +122,7 @@ def test_clip_weights_in_place() -> None:
 # ------------------------------------------------------------------------------------------- module integration
 def test_discriminator_step_adds_weighted_penalties() -> None:
     torch.manual_seed(0)
-    module = _toy_module(loss="wasserstein", gradient_penalty=10.0, r1_gamma=4.0, drift=1e-3)
+    module = _toy_module(loss="wasserstein", regularisers=Regularisers(gradient_penalty=10.0, r1_gamma=4.0, drift=1e-3))
     batch = (torch.randn(8, 2), torch.zeros(8))
     logs = module.discriminator_step(batch, "both")
     assert {"d_real", "d_fake", "d_gp", "d_r1", "d_drift"} <= set(logs)
@@ -142,7 +143,7 @@ def test_discriminator_step_adds_weighted_penalties() -> None:
 def test_weight_clip_after_every_critic_step(tmp_path: Path, update: str) -> None:
     """A short WGAN fit with weight_clip=0.01: after every batch all critic parameters lie in [−c, c]."""
     c = 0.01
-    module = _toy_module(loss="wasserstein", weight_clip=c, update=update)
+    module = _toy_module(loss="wasserstein", regularisers=Regularisers(weight_clip=c), schedule=Schedule(update=update))
     assert max(float(p.abs().max()) for p in module.discriminator.parameters()) > c  # clipping has work to do
 
     class CheckClipped(pl.Callback):
@@ -162,7 +163,9 @@ def test_n_critic_five_critic_steps_per_generator_step(tmp_path: Path) -> None:
     """n_critic=5 over 10 batches: the optimizer steps go D D D D D G D D D D D G."""
     recorder = StepRecorder()
     trainer = _trainer(tmp_path, max_epochs=1, callbacks=[recorder])
-    trainer.fit(_toy_module(loss="wasserstein", n_critic=5, gradient_penalty=10.0), _loader(10))
+    penalty = Regularisers(gradient_penalty=10.0)
+    module = _toy_module(loss="wasserstein", schedule=Schedule(n_critic=5), regularisers=penalty)
+    trainer.fit(module, _loader(10))
     assert recorder.order == "DDDDDG" * 2
     assert trainer.global_step == 10
     assert {"d_gp", "d_loss", "g_loss"} <= set(trainer.callback_metrics)
@@ -180,7 +183,7 @@ def test_n_critic_five_critic_steps_per_generator_step(tmp_path: Path) -> None:
 )
 def test_rejected_regulariser_settings(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        _toy_module(**kwargs)
+        _toy_module(regularisers=Regularisers(**kwargs))
 
 
 def test_gradient_penalty_warns_about_batchnorm_in_critic() -> None:
@@ -190,7 +193,7 @@ def test_gradient_penalty_warns_about_batchnorm_in_critic() -> None:
             generator=MLPGenerator(latent_dim=4, hidden=[8], out_shape=[2], output="linear"),
             discriminator=critic,
             latent_dim=4,
-            gradient_penalty=10.0,
+            regularisers=Regularisers(gradient_penalty=10.0),
         )
 
 
@@ -218,10 +221,10 @@ def test_experiment_short_fit(
     hp = ckpt["hyper_parameters"]
     critic = {k: v for k, v in ckpt["state_dict"].items() if k.startswith("discriminator.")}
     if experiment == "wgan_mnist":
-        assert hp["weight_clip"] == 0.01 and hp["n_critic"] == 5
+        assert hp["regularisers"]["weight_clip"] == 0.01 and hp["schedule"]["n_critic"] == 5
         assert all(v.abs().max() <= 0.01 for v in critic.values())
     if experiment == "wgan_gp_mnist":
-        assert hp["gradient_penalty"] == 10.0 and hp["n_critic"] == 5
+        assert hp["regularisers"]["gradient_penalty"] == 10.0 and hp["schedule"]["n_critic"] == 5
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     logged = set().union(*rows)
     assert {"d_loss", "d_real", "d_fake"} & logged

@@ -15,6 +15,7 @@ from datamodules.mnist import SemiSupervisedMNISTDataModule, semi_supervised_spl
 from lightning_gans.cli import ConfigError
 from lightning_gans.losses import feature_matching_loss, get_loss
 from lightning_gans.models import SGAN
+from lightning_gans.models.options import Schedule, Tricks
 from lightning_gans.networks.sgan import SGANDiscriminator28, SGANGenerator28
 
 
@@ -97,7 +98,7 @@ class _RecordSteps(pl.Callback):
     ("kwargs", "per_iteration"),
     [
         ({}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),  # Listing 7.9
-        ({"feature_matching": "replace"}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),
+        ({"tricks": Tricks(feature_matching="replace")}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),
         ({"adversarial": False}, ["d_supervised"]),  # the supervised baseline
     ],
     ids=["book", "feature_matching", "baseline"],
@@ -126,7 +127,7 @@ def test_fakes_for_d_come_from_g_in_eval_mode(mnist_root: Path, tmp_path: Path) 
 
 def test_feature_matching_generator_loss(mnist_root: Path) -> None:
     """‖E f(x) − E f(G(z))‖² on D's body features, real and fake through one BatchNorm batch."""
-    module = SGAN(latent_dim=100, feature_matching="replace")
+    module = SGAN(latent_dim=100, tricks=Tricks(feature_matching="replace"))
     data = _data(mnist_root)
     data.setup("fit")
     (real,) = next(iter(data.train_dataloader()["unlabelled"]))
@@ -149,7 +150,7 @@ def test_plain_mnist_batches_are_refused(mnist_root: Path, tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="SemiSupervisedMNISTDataModule"):
         _trainer(tmp_path, max_steps=1).fit(SGAN(), datamodule=MNISTDataModule(data_dir=str(mnist_root), batch_size=8))
     with pytest.raises(ValueError, match="alternating"):
-        SGAN(update="simultaneous")
+        SGAN(schedule=Schedule(update="simultaneous"))
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -207,7 +208,7 @@ def test_test_accuracy_is_logged_over_the_whole_test_split(mnist_root: Path, tmp
 
 def test_feature_matching_add_keeps_the_adversarial_term(mnist_root: Path) -> None:
     """``feature_matching="add"``: BCE through the unsupervised head on the fakes + the feature-matching term."""
-    module = SGAN(latent_dim=100, feature_matching="add")
+    module = SGAN(latent_dim=100, tricks=Tricks(feature_matching="add"))
     module.discriminator.eval()  # no dropout: the head's logits are reproducible below
     data = _data(mnist_root)
     data.setup("fit")
@@ -225,4 +226,4 @@ def test_feature_matching_add_keeps_the_adversarial_term(mnist_root: Path) -> No
     torch.testing.assert_close(logs["g_adv"], adversarial)
     torch.testing.assert_close(logs["loss"], adversarial + fm)
     with pytest.raises(ValueError, match="drop feature_layer"):
-        SGAN(latent_dim=100, feature_matching="replace", feature_layer="body.0")
+        SGAN(latent_dim=100, tricks=Tricks(feature_matching="replace", feature_layer="body.0"))

@@ -17,6 +17,7 @@ from toy_training import toy_module as _toy_module
 
 from lightning_gans.cli import main
 from lightning_gans.models import GAN, NonFiniteLossError
+from lightning_gans.models.options import EMA, Schedule
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -141,9 +142,9 @@ class _CountSteps(pl.Callback):
     ("kwargs", "g_steps", "d_steps"),
     [
         ({}, 6, 6),
-        ({"n_critic": 3}, 2, 6),
-        ({"d_steps": "real_then_fake"}, 6, 12),
-        ({"update": "simultaneous"}, 6, 6),
+        ({"schedule": Schedule(n_critic=3)}, 2, 6),
+        ({"schedule": Schedule(d_steps="real_then_fake")}, 6, 12),
+        ({"schedule": Schedule(update="simultaneous")}, 6, 6),
     ],
 )
 def test_schedule_and_one_step_per_batch(tmp_path: Path, kwargs: dict, g_steps: int, d_steps: int) -> None:
@@ -156,7 +157,7 @@ def test_schedule_and_one_step_per_batch(tmp_path: Path, kwargs: dict, g_steps: 
 
 def test_max_steps_counts_batches(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, max_steps=4, max_epochs=-1)
-    trainer.fit(_toy_module(d_steps="real_then_fake"), _loader(6))
+    trainer.fit(_toy_module(schedule=Schedule(d_steps="real_then_fake")), _loader(6))
     assert trainer.global_step == 4
     assert trainer.fit_loop.epoch_loop.batch_progress.total.completed == 4
 
@@ -179,7 +180,7 @@ def test_nan_guard_stops_before_the_bad_update(tmp_path: Path) -> None:
 
 
 def test_ema_tracks_generator(tmp_path: Path) -> None:
-    module = _toy_module(ema_decay=0.5)
+    module = _toy_module(ema=EMA(decay=0.5))
     start = [p.clone() for p in module.generator_ema.parameters()]
     _trainer(tmp_path, max_steps=1, max_epochs=-1).fit(module, _loader(2))
     for s, e, g in zip(start, module.generator_ema.parameters(), module.generator.parameters()):
@@ -189,7 +190,7 @@ def test_ema_tracks_generator(tmp_path: Path) -> None:
 
 
 def test_ema_warmup_ramps_the_decay(tmp_path: Path) -> None:
-    module = _toy_module(ema_decay=0.999, ema_warmup=True)
+    module = _toy_module(ema=EMA(decay=0.999, warmup=True))
     recorded: list[list[torch.Tensor]] = []
 
     class Snapshot(pl.Callback):  # the EMA weights before each batch's update
@@ -204,7 +205,7 @@ def test_ema_warmup_ramps_the_decay(tmp_path: Path) -> None:
         torch.testing.assert_close(e, 0.25 * before + 0.75 * g.detach())
     assert "ema_updates" in module.state_dict()  # resumed runs continue the ramp
     with pytest.raises(ValueError, match="set ema_decay too"):
-        _toy_module(ema_warmup=True)
+        _toy_module(ema=EMA(warmup=True))
 
 
 def test_per_network_lr_schedulers(tmp_path: Path) -> None:
@@ -239,7 +240,7 @@ def test_simultaneous_update_matches_hand_written_gradient_tape_step(tmp_path: P
 
     torch.manual_seed(0)
     module = _toy_module(
-        update="simultaneous",
+        schedule=Schedule(update="simultaneous"),
         optimizer_g=partial(torch.optim.SGD, lr=0.1),
         optimizer_d=partial(torch.optim.SGD, lr=0.1),
     )
@@ -299,7 +300,7 @@ def test_parameter_sync_check_raises_on_diverged_ranks(tmp_path: Path) -> None:
 @pytest.mark.parametrize("d_steps", ["joint", "real_then_fake"])
 def test_logged_d_loss_is_the_sum_of_its_terms(tmp_path: Path, d_steps: str) -> None:
     trainer = _trainer(tmp_path, max_epochs=1)
-    trainer.fit(_toy_module(d_steps=d_steps), _loader(4))
+    trainer.fit(_toy_module(schedule=Schedule(d_steps=d_steps)), _loader(4))
     m = trainer.callback_metrics
     torch.testing.assert_close(m["d_loss_epoch"], m["d_real_epoch"] + m["d_fake_epoch"])
     assert 0 < float(m["d_real_epoch"]) < 5 and 0 < float(m["d_fake_epoch"]) < 5

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from lightning_gans.callbacks.translation import TranslationGridCallback, TranslationQualityCallback
 from lightning_gans.cli import ConfigError
 from lightning_gans.models import CycleGAN, DiscoGAN
+from lightning_gans.models.cyclegan import CycleSchedule
 from lightning_gans.models.image_pool import ImagePool
 from lightning_gans.networks.translation import (
     BookPatchDiscriminator,
@@ -254,7 +255,13 @@ def _count_steps(model: CycleGAN) -> list[str]:
 
 @pytest.mark.parametrize(
     "options, expected",
-    [({}, ["G", "D"]), ({"order": "d_then_g", "d_fakes": "fresh", "d_steps": "real_then_fake"}, ["D", "D", "G"])],
+    [
+        ({}, ["G", "D"]),
+        (
+            {"order": "d_then_g", "d_fakes": "fresh", "schedule": CycleSchedule(d_steps="real_then_fake")},
+            ["D", "D", "G"],
+        ),
+    ],
 )
 def test_one_gan_step_per_batch_in_the_configured_order(tmp_path: Path, options: dict, expected: list) -> None:
     model = _known_model(**options)

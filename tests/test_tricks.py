@@ -13,6 +13,7 @@ from toy_training import StepRecorder, bare_trainer, toy_loader, toy_module
 
 from lightning_gans.losses import feature_matching_loss, get_loss
 from lightning_gans.models import GAN
+from lightning_gans.models.options import Regularisers, Schedule, Tricks
 from lightning_gans.networks import DCGANDiscriminator28, MinibatchDiscrimination, MLPDiscriminator, MLPGenerator
 from lightning_gans.tricks import FeatureTap, instance_noise_std, label_targets, pack_samples
 
@@ -32,7 +33,7 @@ BATCH = (torch.zeros(6, 2), torch.zeros(6))
 # ------------------------------------------------------------------------------------------- label targets
 def test_one_sided_label_smoothing_changes_only_the_real_target() -> None:
     """s = 0.1: real target 0.9, so at logit 2 the real term is 0.9·softplus(−2) + 0.1·softplus(2); fakes keep 0."""
-    module = toy_module(label_smoothing=0.1)
+    module = toy_module(tricks=Tricks(label_smoothing=0.1))
     _constant_critic(module, 2.0)
     logs = module.discriminator_step(BATCH, "both")
     assert logs["d_real"].item() == pytest.approx(0.9 * softplus(-2.0) + 0.1 * softplus(2.0), rel=1e-6)
@@ -71,7 +72,7 @@ def test_noisy_labels_ranges_and_means() -> None:
 def test_noisy_labels_in_the_discriminator_step() -> None:
     """At logit 0 every BCE term is log 2 whatever the target; at logit l it is linear in the target t:
     BCE(l, t) = softplus(l) − t·l, so the batch loss equals softplus(l) − l·mean(t) with mean(t) in (0.8, 1]."""
-    module = toy_module(noisy_labels=0.2)
+    module = toy_module(tricks=Tricks(noisy_labels=0.2))
     _constant_critic(module, 3.0)
     torch.manual_seed(1)
     d_real = module.discriminator_step(BATCH, "real")["d_real"].item()
@@ -82,14 +83,21 @@ def test_noisy_labels_in_the_discriminator_step() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"label_smoothing": 0.1, "loss": "hinge"}, "non_saturating, minimax or lsgan"),
-        ({"noisy_labels": 0.2, "loss": "wasserstein", "gradient_penalty": 10.0}, "has none"),
-        ({"label_smoothing": 0.1, "noisy_labels": 0.2}, "choose one"),
-        ({"label_smoothing": 1.5}, r"in \(0, 1\)"),
-        ({"instance_noise": 0.0}, "instance_noise must be > 0"),
-        ({"feature_matching": "sometimes"}, "'off', 'replace' or 'add'"),
-        ({"pack": 0}, "pack must be >= 1"),
-        ({"d_pretrain_steps": -1}, "d_pretrain_steps"),
+        ({"tricks": Tricks(label_smoothing=0.1), "loss": "hinge"}, "non_saturating, minimax or lsgan"),
+        (
+            {
+                "tricks": Tricks(noisy_labels=0.2),
+                "loss": "wasserstein",
+                "regularisers": Regularisers(gradient_penalty=10.0),
+            },
+            "has none",
+        ),
+        ({"tricks": Tricks(label_smoothing=0.1, noisy_labels=0.2)}, "choose one"),
+        ({"tricks": Tricks(label_smoothing=1.5)}, r"in \(0, 1\)"),
+        ({"tricks": Tricks(instance_noise=0.0)}, "instance_noise must be > 0"),
+        ({"tricks": Tricks(feature_matching="sometimes")}, "'off', 'replace' or 'add'"),
+        ({"tricks": Tricks(pack=0)}, "pack must be >= 1"),
+        ({"schedule": Schedule(d_pretrain_steps=-1)}, "d_pretrain_steps"),
     ],
 )
 def test_rejected_trick_settings(kwargs: dict, match: str) -> None:
@@ -113,7 +121,7 @@ def test_instance_noise_schedule() -> None:
 
 def test_instance_noise_reaches_what_the_discriminator_sees() -> None:
     """critic() adds N(0, σ²) to the samples before the discriminate hook: σ = 0.5 → sample std ≈ 0.5."""
-    module = toy_module(instance_noise=0.5)
+    module = toy_module(tricks=Tricks(instance_noise=0.5))
     seen: list[torch.Tensor] = []
     module.discriminate = lambda x, batch: seen.append(x) or x[:, 0]  # type: ignore[method-assign]
     torch.manual_seed(0)
@@ -157,7 +165,7 @@ def test_feature_tap_takes_the_penultimate_features_by_default() -> None:
 @pytest.mark.parametrize("mode", ["replace", "add"])
 def test_feature_matching_generator_step(mode: str) -> None:
     """The G loss is ‖E f(x) − E f(G(z))‖² (+ the adversarial loss with "add"), computed by hand here."""
-    module = toy_module(feature_matching=mode)
+    module = toy_module(tricks=Tricks(feature_matching=mode))
     real = torch.randn(8, 2)
     batch = (real, torch.zeros(8))
     torch.manual_seed(3)
@@ -173,7 +181,7 @@ def test_feature_matching_generator_step(mode: str) -> None:
 
 
 def test_feature_matching_trains(tmp_path: Path) -> None:
-    module = toy_module(feature_matching="replace")
+    module = toy_module(tricks=Tricks(feature_matching="replace"))
     trainer = bare_trainer(tmp_path, max_epochs=1)
     trainer.fit(module, toy_loader(4))
     assert trainer.global_step == 4 and {"g_fm", "g_adv"} <= set(trainer.callback_metrics)
@@ -230,7 +238,7 @@ def test_pack_trains_with_a_packed_discriminator(tmp_path: Path) -> None:
         generator=MLPGenerator(latent_dim=4, hidden=[16], out_shape=[2], output="linear"),
         discriminator=MLPDiscriminator(in_shape=[4], hidden=[16]),
         latent_dim=4,
-        pack=2,
+        tricks=Tricks(pack=2),
     )
     assert module.critic(torch.randn(8, 2), None).shape == (4,)
     trainer = bare_trainer(tmp_path, max_epochs=1)
@@ -245,6 +253,6 @@ def test_discriminator_pretraining_steps(tmp_path: Path, pretrain: int, n_critic
     recorder = StepRecorder()
     batches = order.count("D")
     trainer = bare_trainer(tmp_path, max_epochs=1, callbacks=[recorder])
-    trainer.fit(toy_module(d_pretrain_steps=pretrain, n_critic=n_critic), toy_loader(batches))
+    trainer.fit(toy_module(schedule=Schedule(d_pretrain_steps=pretrain, n_critic=n_critic)), toy_loader(batches))
     assert recorder.order == order
     assert trainer.global_step == batches

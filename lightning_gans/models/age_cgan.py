@@ -189,7 +189,7 @@ class AgeCGAN(CGAN):
         self._guard({name: loss})
         optimizer = self.optimizers()
         self.manual_backward(loss)
-        self._clip_and_step(optimizer, self.hparams.gradient_clip_g)
+        self._clip_and_step(optimizer, self.regularisers.gradient_clip_g)
         size = self._batch_size(batch)
         self.log(name, loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
         return None

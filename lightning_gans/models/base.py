@@ -1,6 +1,10 @@
 """``GANModule``: the manual-optimisation training schedule every GAN in the project plugs into.
 
-A subclass supplies networks and, at most, a few small hooks; the base runs the loop:
+A subclass supplies networks and, at most, a few small hooks; the base runs the loop. Its options are grouped by
+concern into init arguments (``lightning_gans.models.options``): ``schedule`` (update, d_steps, n_critic,
+d_pretrain_steps), ``regularisers`` (gradient_penalty, r1_gamma, weight_clip, drift, gradient_clip_g/_d), ``tricks``
+(label_smoothing, noisy_labels, instance_noise(_anneal_steps), feature_matching, feature_layer, pack) and ``ema``
+(decay, warmup); on the command line ``--model.schedule.n_critic=5``. Below, options are named by their field.
 
 * **Schedule.** ``update="alternating"`` (default): every batch one discriminator update, then a generator
   update on every ``n_critic``-th batch (each critic iteration sees a fresh real batch, as in Arjovsky et al.
@@ -38,9 +42,9 @@ A subclass supplies networks and, at most, a few small hooks; the base runs the 
 * **NaN/Inf guard.** Losses are checked before backward (the decision is synchronised across DDP ranks);
   a non-finite loss stops training with ``NonFiniteLossError`` before the bad update, so the last
   checkpoint on disk stays the last good one.
-* **EMA of G** (``ema_decay``): an exponential moving average of the generator's weights (Karras et al.
-  2018; Yazıcı et al. 2019), used by ``sample()`` when enabled. ``ema_warmup=True`` ramps the decay as
-  ``min(ema_decay, (1 + t) / (10 + t))`` over the EMA's t-th update (the num_updates rule of TensorFlow's
+* **EMA of G** (``ema.decay``): an exponential moving average of the generator's weights (Karras et al.
+  2018; Yazıcı et al. 2019), used by ``sample()`` when enabled. ``ema.warmup=True`` ramps the decay as
+  ``min(decay, (1 + t) / (10 + t))`` over the EMA's t-th update (the num_updates rule of TensorFlow's
   ``ExponentialMovingAverage``): a fixed 0.999 averages over ~1,000 G steps, which on a short CPU run keeps the
   sampled generator hundreds of steps behind (measured: WGAN-GP on MNIST, 2,000 steps, FID 105 with the
   plain EMA; the raw generator of the book recipe was at 11.2 by step 1,876); the ramp averages over roughly
@@ -69,16 +73,22 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from lightning_gans.capabilities import is_conditional, standard_normal_noise
-from lightning_gans.compat import built_by_cli
+from lightning_gans.compat import built_by_cli, drop_hparams, update_hparams
 from lightning_gans.losses import clip_weights, drift_penalty, feature_matching_loss, get_loss, r1_penalty
 from lightning_gans.losses import gradient_penalty as _gradient_penalty
 from lightning_gans.models.mechanics import LoopMechanics, NonFiniteLossError
 from lightning_gans.models.options import (
+    EMA,
+    Regularisers,
+    Schedule,
+    Tricks,
+    as_hparams,
     check_ema,
     check_latent_dim,
     check_regularisers,
     check_schedule,
     check_tricks,
+    regroup,
     warn_batch_norm_critic,
 )
 from lightning_gans.tricks import FeatureTap, instance_noise_std, label_targets, pack_samples
@@ -106,42 +116,37 @@ class GANModule(LoopMechanics, pl.LightningModule):
         lr_scheduler_g: LRSchedulerCallable | None = None,
         lr_scheduler_d: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
-        update: Literal["alternating", "simultaneous"] = "alternating",
-        d_steps: Literal["joint", "real_then_fake"] = "joint",
-        n_critic: int = 1,
-        gradient_clip_g: float | None = None,
-        gradient_clip_d: float | None = None,
-        gradient_penalty: float | None = None,
-        r1_gamma: float | None = None,
-        weight_clip: float | None = None,
-        drift: float | None = None,
-        label_smoothing: float | None = None,
-        noisy_labels: float | None = None,
-        instance_noise: float | None = None,
-        instance_noise_anneal_steps: int | None = None,
-        feature_matching: Literal["off", "replace", "add"] = "off",
-        feature_layer: str | None = None,
-        pack: int = 1,
-        d_pretrain_steps: int = 0,
-        ema_decay: float | None = None,
-        ema_warmup: bool = False,
+        schedule: Schedule = Schedule(),
+        regularisers: Regularisers = Regularisers(),
+        tricks: Tricks = Tricks(),
+        ema: EMA = EMA(),
         num_fixed_noise: int = 16,
         fixed_noise_seed: int = 1234,
         nan_guard: bool = True,
+        **legacy_options: Any,
     ) -> None:
+        """``legacy_options``: the flat option names of checkpoints written before the options were grouped
+        (``n_critic=5``, ``ema_decay=0.999``; ``options.LEGACY_OPTIONS``), folded into their groups."""
         super().__init__()
-        check_schedule(update, d_steps, n_critic)
-        check_regularisers(gradient_penalty, r1_gamma, weight_clip, drift)
-        tricks = (label_smoothing, noisy_labels, instance_noise, feature_matching, pack, d_pretrain_steps)
-        check_tricks(loss, *tricks, conditional=is_conditional(self))
-        check_ema(ema_decay, ema_warmup)
-        # Read by the loop on every batch; kept as attributes because ``hparams`` is a dict (``hparams.update``
-        # would be ``dict.update``) and, under LightningCLI, holds config values rather than objects.
-        self.update_mode = update
-        self.d_steps_mode = d_steps
+        given = {"schedule": schedule, "regularisers": regularisers, "tricks": tricks, "ema": ema}
+        groups = regroup(type(self).__name__, given, legacy_options)
+        self._check_groups(**groups)
+        check_schedule(groups["schedule"])
+        check_regularisers(groups["regularisers"])
+        check_tricks(loss, groups["tricks"], conditional=is_conditional(self))
+        check_ema(groups["ema"])
+        # Read by the loop on every batch; attributes because ``hparams`` is a dict of config values.
+        self.schedule: Schedule = groups["schedule"]
+        self.regularisers: Regularisers = groups["regularisers"]
+        self.tricks: Tricks = groups["tricks"]
+        self.ema: EMA = groups["ema"]
         # Under LightningCLI the saved hparams are the config (networks as class_path dicts), which makes
         # checkpoints self-describing for `lightning-gans sample`; modules built in Python keep only scalars.
-        self.save_hyperparameters(ignore=[] if built_by_cli() else ["generator", "discriminator"])
+        cli = built_by_cli()
+        self.save_hyperparameters(ignore=[] if cli else ["generator", "discriminator"])
+        if not cli:  # the groups as dicts (YAML/W&B/checkpoint friendly), never the legacy flat names
+            drop_hparams(self, legacy_options)
+            update_hparams(self, {k: v for k, v in as_hparams(groups).items() if k in self.hparams})
         self.automatic_optimization = False
         self.generator = generator
         self.discriminator = discriminator
@@ -150,10 +155,13 @@ class GANModule(LoopMechanics, pl.LightningModule):
         self.optimizer_factories = (optimizer_g, optimizer_d)
         self.scheduler_factories = (lr_scheduler_g, lr_scheduler_d)
         check_latent_dim(generator, latent_dim)
-        self._init_ema(generator, ema_decay, ema_warmup)  # generator_ema (None when off)
-        warn_batch_norm_critic(discriminator, gradient_penalty)
+        self._init_ema(generator, self.ema)  # generator_ema (None when off)
+        warn_batch_norm_critic(discriminator, self.regularisers.gradient_penalty)
         seeded = torch.Generator().manual_seed(fixed_noise_seed)
         self.register_buffer("fixed_noise", torch.randn(num_fixed_noise, latent_dim, generator=seeded) * noise_std)
+
+    def _check_groups(self, schedule: Schedule, regularisers: Regularisers, tricks: Tricks, ema: EMA) -> None:
+        """A subclass's own checks of the option groups, run before the base's (no-op here)."""
 
     # ------------------------------------------------------------------ hooks for subclasses
     @standard_normal_noise
@@ -179,18 +187,18 @@ class GANModule(LoopMechanics, pl.LightningModule):
         Every D evaluation of the loop (D and G steps, penalties) goes through here; subclasses override the
         ``discriminate`` hook, not this.
         """
-        sigma = instance_noise_std(self.hparams.get("instance_noise"), self.global_step, self._anneal_steps())
+        sigma = instance_noise_std(self.tricks.instance_noise, self.global_step, self._anneal_steps())
         if sigma > 0:
             x = x + sigma * torch.randn_like(x)
-        return self.discriminate(pack_samples(x, self.hparams.get("pack", 1)), batch)
+        return self.discriminate(pack_samples(x, self.tricks.pack), batch)
 
     def _anneal_steps(self) -> int | None:
-        return self.hparams.get("instance_noise_anneal_steps")
+        return self.tricks.instance_noise_anneal_steps
 
     def _d_loss_terms(self, real_scores: torch.Tensor | None, fake_scores: torch.Tensor | None) -> dict:
         """``d_real``/``d_fake`` with the configured label targets (label smoothing, noisy labels)."""
-        hp, terms = self.hparams, {}
-        smoothing, noisy = hp.get("label_smoothing"), hp.get("noisy_labels")
+        terms = {}
+        smoothing, noisy = self.tricks.label_smoothing, self.tricks.noisy_labels
         for kind, scores in (("real", real_scores), ("fake", fake_scores)):
             if scores is None:
                 continue
@@ -224,20 +232,20 @@ class GANModule(LoopMechanics, pl.LightningModule):
         ``real_scores`` is None in a fake-only D step (no R1/drift there), ``fake`` None in a real-only step
         (no gradient penalty there).
         """
-        hp = self.hparams
+        hp = self.regularisers
         logs: dict[str, torch.Tensor] = {}
         total: torch.Tensor | float = 0.0
 
         def critic(x: torch.Tensor) -> torch.Tensor:
             return self.critic(x, batch)
 
-        if hp.get("gradient_penalty") is not None and fake is not None:
+        if hp.gradient_penalty is not None and fake is not None:
             logs["d_gp"] = _gradient_penalty(critic, real, fake)
             total = total + hp.gradient_penalty * logs["d_gp"]
-        if hp.get("r1_gamma") is not None and real_scores is not None:
+        if hp.r1_gamma is not None and real_scores is not None:
             logs["d_r1"] = r1_penalty(critic, real)
             total = total + 0.5 * hp.r1_gamma * logs["d_r1"]
-        if hp.get("drift") is not None and real_scores is not None:
+        if hp.drift is not None and real_scores is not None:
             logs["d_drift"] = drift_penalty(real_scores)
             total = total + hp.drift * logs["d_drift"]
         return total, logs
@@ -245,9 +253,9 @@ class GANModule(LoopMechanics, pl.LightningModule):
     def generator_step(self, batch: Batch) -> dict:
         """G loss on a fresh batch of fakes (fresh z, as the books' seeds do); feature matching when enabled."""
         fake = self.generate(batch)
-        if self.hparams.get("feature_matching", "off") == "off":
+        if self.tricks.feature_matching == "off":
             return {"loss": self.adversarial_loss.generator(self.critic(fake, batch))}
-        with FeatureTap(self.discriminator, self.hparams.get("feature_layer")) as tap:
+        with FeatureTap(self.discriminator, self.tricks.feature_layer) as tap:
             with torch.no_grad():
                 self.critic(self.real_samples(batch), batch)
             fake_scores = self.critic(fake, batch)
@@ -255,7 +263,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
 
     def _generator_loss(self, fake_scores: torch.Tensor, features: list[torch.Tensor] | None = None) -> dict:
         """Adversarial G loss, replaced by or added to feature matching on (real, fake) ``features``."""
-        mode = self.hparams.get("feature_matching", "off")
+        mode = self.tricks.feature_matching
         adversarial = self.adversarial_loss.generator(fake_scores)
         if mode == "off":
             return {"loss": adversarial}
@@ -266,7 +274,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
         """One forward pass shared by both losses (TF2 GradientTape style): returns (d_logs, g_logs)."""
         fake = self.generate(batch)
         real = self.real_samples(batch)
-        with FeatureTap(self.discriminator, self.hparams.get("feature_layer")) as tap:
+        with FeatureTap(self.discriminator, self.tricks.feature_layer) as tap:
             real_logits = self.critic(real, batch)
             fake_logits = self.critic(fake, batch)
         terms = self._d_loss_terms(real_logits, fake_logits)
@@ -312,15 +320,15 @@ class GANModule(LoopMechanics, pl.LightningModule):
         return self.global_step
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:
-        simultaneous = self.update_mode == "simultaneous"
+        simultaneous = self.schedule.update == "simultaneous"
         self._gan_step(batch, self._simultaneous_update if simultaneous else self._alternating_update)
 
     def _alternating_update(self, batch: Batch) -> dict:
         """One D update every batch; a G update on every ``n_critic``-th batch after ``d_pretrain_steps``."""
         # Decided before the D update: its optimizer step advances ``global_step`` until ``_gan_step`` resets it,
         # so reading ``gan_step`` afterwards would put the first G step one batch early.
-        trained = self.gan_step - self.hparams.get("d_pretrain_steps", 0)  # D-only pre-training first
-        generator_turn = trained >= 0 and (trained + 1) % self.hparams.n_critic == 0
+        trained = self.gan_step - self.schedule.d_pretrain_steps  # D-only pre-training first
+        generator_turn = trained >= 0 and (trained + 1) % self.schedule.n_critic == 0
         logs = self._discriminator_update(batch)
         if generator_turn:
             logs.update(self._generator_update(batch))
@@ -331,7 +339,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
 
     def _discriminator_update(self, batch: Batch) -> dict:
         opt_d = self.optimizers()[1]
-        parts = ("real", "fake") if self.d_steps_mode == "real_then_fake" else ("both",)
+        parts = ("real", "fake") if self.schedule.d_steps == "real_then_fake" else ("both",)
         logs: dict[str, torch.Tensor] = {}
         d_loss = 0.0
         self.toggle_optimizer(opt_d)
@@ -340,7 +348,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
                 step_logs = self.discriminator_step(batch, part)
                 self._guard({"d_loss": step_logs["loss"]})
                 self.manual_backward(step_logs["loss"])
-                self._clip_and_step(opt_d, self.hparams.gradient_clip_d)
+                self._clip_and_step(opt_d, self.regularisers.gradient_clip_d)
                 self._clip_critic_weights()
                 logs.update({k: v.detach() for k, v in step_logs.items() if k != "loss"})
                 d_loss = d_loss + step_logs["loss"].detach()
@@ -356,7 +364,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
             step_logs = self.generator_step(batch)
             self._guard({"g_loss": step_logs["loss"]})
             self.manual_backward(step_logs["loss"])
-            self._clip_and_step(opt_g, self.hparams.gradient_clip_g)
+            self._clip_and_step(opt_g, self.regularisers.gradient_clip_g)
         finally:
             self.untoggle_optimizer(opt_g)
         extra = {k: v.detach() for k, v in step_logs.items() if k != "loss"}
@@ -374,13 +382,13 @@ class GANModule(LoopMechanics, pl.LightningModule):
             for p, g in zip(params, grads):
                 p.grad = g
         self._all_reduce_grads(g_params + d_params)
-        self._clip_and_step(opt_g, self.hparams.gradient_clip_g)
-        self._clip_and_step(opt_d, self.hparams.gradient_clip_d)
+        self._clip_and_step(opt_g, self.regularisers.gradient_clip_g)
+        self._clip_and_step(opt_d, self.regularisers.gradient_clip_d)
         self._clip_critic_weights()
         logs = {k: v.detach() for k, v in d_logs.items() if k != "loss"}
         return {"d_loss": d_logs["loss"].detach(), "g_loss": g_logs["loss"].detach(), **logs}
 
     def _clip_critic_weights(self) -> None:
         """WGAN weight clipping, right after a critic optimizer step (a no-op unless ``weight_clip`` is set)."""
-        if self.hparams.get("weight_clip") is not None:
-            clip_weights(self.discriminator, self.hparams.weight_clip)
+        if self.regularisers.weight_clip is not None:
+            clip_weights(self.discriminator, self.regularisers.weight_clip)

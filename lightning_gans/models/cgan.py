@@ -22,6 +22,7 @@ from torch import nn
 
 from lightning_gans.models._keras_predict import eval_mode
 from lightning_gans.models.base import Batch, GANModule
+from lightning_gans.models.options import Schedule
 from lightning_gans.networks.cgan import CGANDiscriminator28, CGANGenerator28
 
 
@@ -47,7 +48,7 @@ class CGAN(GANModule):
         self,
         generator: nn.Module | None = None,
         discriminator: nn.Module | None = None,
-        d_steps: Literal["joint", "real_then_fake"] = "real_then_fake",
+        schedule: Schedule = Schedule(d_steps="real_then_fake"),
         d_fakes_eval_mode: bool = True,
         mismatched_real_as_fake: bool = False,
         **kwargs: Any,
@@ -61,7 +62,7 @@ class CGAN(GANModule):
                 f"generator has {num_classes} classes but the discriminator {discriminator.num_classes}: "
                 "set num_classes to the same value in both"
             )
-        super().__init__(generator=generator, discriminator=discriminator, d_steps=d_steps, **kwargs)
+        super().__init__(generator=generator, discriminator=discriminator, schedule=schedule, **kwargs)
         self.num_classes = num_classes
 
     # ------------------------------------------------------------------ hooks

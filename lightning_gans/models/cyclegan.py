@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -41,11 +42,12 @@ import torch.nn.functional as F
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
-from lightning_gans.compat import attached_trainer, built_by_cli, drop_hparams
+from lightning_gans.compat import attached_trainer, built_by_cli, drop_hparams, update_hparams
 from lightning_gans.errors import ConfigError
 from lightning_gans.models._keras_predict import eval_mode
 from lightning_gans.models.base import Batch, GANModule, _adam
 from lightning_gans.models.image_pool import ImagePool
+from lightning_gans.models.options import Regularisers, Schedule, as_hparams, regroup
 from lightning_gans.networks.translation import PatchGANDiscriminator, ResnetGenerator
 
 DIRECTIONS = {"AtoB": ("AB", "A"), "BtoA": ("BA", "B")}  # direction → (generator key, source domain)
@@ -80,6 +82,37 @@ def check_options(
         raise ValueError("order='d_then_g' has no G-step fakes to reuse for D: use d_fakes='fresh'")
 
 
+@dataclass(frozen=True)
+class CycleSchedule:
+    """The part of ``options.Schedule`` a translation model uses (its G/D ``order`` is its own option).
+
+    Args:
+        d_steps: joint: one D step on real and fake; real_then_fake: a real-only then a fake-only D step (the book's
+            Keras train_on_batch pairs).
+    """
+
+    d_steps: Literal["joint", "real_then_fake"] = "joint"
+
+
+@dataclass(frozen=True)
+class CycleRegularisers:
+    """The part of ``options.Regularisers`` a translation model uses: per-network gradient clipping.
+
+    Args:
+        gradient_clip_g: Clip the generators' gradient norm to this value before each G step.
+        gradient_clip_d: Clip the discriminators' gradient norm to this value before each D step.
+    """
+
+    gradient_clip_g: float | None = None
+    gradient_clip_d: float | None = None
+
+
+# The two groups are narrower than ``GANModule``'s, and CycleGAN's arguments are typed ``… | None`` (None: the
+# defaults): jsonargparse carries a subclass-mode config's base-class defaults over to the named class for every init
+# argument whose value its check accepts, and only the optional type makes that check reject the wider groups.
+CYCLE_GROUPS = {"schedule": CycleSchedule, "regularisers": CycleRegularisers}
+
+
 class CycleGAN(GANModule):
     """Cycle-consistent adversarial translation between domains A and B (see module docstring)."""
 
@@ -97,16 +130,19 @@ class CycleGAN(GANModule):
         pool_size: int = 50,
         order: Literal["g_then_d", "d_then_g"] = "g_then_d",
         d_fakes: Literal["cached", "fresh"] = "cached",
-        d_steps: Literal["joint", "real_then_fake"] = "joint",
+        schedule: CycleSchedule | None = CycleSchedule(),
         optimizer_g: OptimizerCallable = _adam,
         optimizer_d: OptimizerCallable = _adam,
         lr_scheduler_g: LRSchedulerCallable | None = None,
         lr_scheduler_d: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
-        gradient_clip_g: float | None = None,
-        gradient_clip_d: float | None = None,
+        regularisers: CycleRegularisers | None = CycleRegularisers(),
         nan_guard: bool = True,
+        **legacy_options: Any,
     ) -> None:
+        """``legacy_options``: the flat ``d_steps``/``gradient_clip_g``/``gradient_clip_d`` of old checkpoints."""
+        groups = {"schedule": schedule, "regularisers": regularisers}
+        groups = regroup(type(self).__name__, groups, legacy_options, kinds=CYCLE_GROUPS)
         check_options(loss, cycle_loss, lambda_cycle, lambda_identity, order, d_fakes)
         nets = self.default_networks(image_size)
         given = dict(zip(NETWORK_ARGS, (G_AB, G_BA, D_A, D_B)))
@@ -122,9 +158,8 @@ class CycleGAN(GANModule):
                 lr_scheduler_g=lr_scheduler_g,
                 lr_scheduler_d=lr_scheduler_d,
                 lr_scheduler_interval=lr_scheduler_interval,
-                d_steps=d_steps,
-                gradient_clip_g=gradient_clip_g,
-                gradient_clip_d=gradient_clip_d,
+                schedule=Schedule(d_steps=groups["schedule"].d_steps),
+                regularisers=Regularisers(**as_hparams(groups)["regularisers"]),
                 num_fixed_noise=0,  # no latent: the sample grid shows fixed test images instead
                 nan_guard=nan_guard,
             )
@@ -133,6 +168,7 @@ class CycleGAN(GANModule):
             # are not options of this class, so ``load_from_checkpoint`` could not pass them back.
             own = set(inspect.signature(CycleGAN.__init__).parameters) - set(NETWORK_ARGS)
             drop_hparams(self, set(self.hparams) - own)
+            update_hparams(self, as_hparams(groups))
         # The registry's LSGAN terms are ½·(s − t)²; CycleGAN's are the plain MSE (paper eq. 1 with LSGAN, the book).
         self.adversarial_scale = 2.0 if loss == "lsgan" else 1.0
         self.pools = {"A": ImagePool(pool_size), "B": ImagePool(pool_size)}

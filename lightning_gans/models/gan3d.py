@@ -27,7 +27,7 @@ number of DDP ranks).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
@@ -35,6 +35,7 @@ from torch import nn
 
 from lightning_gans.compat import attached_trainer
 from lightning_gans.models.base import Batch, GANModule
+from lightning_gans.models.options import Schedule
 from lightning_gans.networks.gan3d import VoxelDiscriminator, VoxelGenerator
 
 
@@ -58,7 +59,7 @@ class GAN3D(GANModule):
         resolution: int = 64,
         latent_dim: int = 200,
         noise_std: float = 0.33,
-        d_steps: Literal["joint", "real_then_fake"] = "real_then_fake",
+        schedule: Schedule = Schedule(d_steps="real_then_fake"),
         d_accuracy_gate: float | None = None,
         optimizer_g: OptimizerCallable = _adam_g,
         optimizer_d: OptimizerCallable = _adam_d,
@@ -79,7 +80,7 @@ class GAN3D(GANModule):
             discriminator=discriminator,
             latent_dim=latent_dim,
             noise_std=noise_std,
-            d_steps=d_steps,
+            schedule=schedule,
             optimizer_g=optimizer_g,
             optimizer_d=optimizer_d,
             **kwargs,

@@ -4,7 +4,7 @@ the EMA itself, per-rank RNG streams and RNG state in checkpoints.
 
 A mixin for ``LightningModule`` subclasses (``GANModule`` and models that write their own ``training_step``,
 e.g. CycleGAN with its own update order, call ``_gan_step``; SGAN with its extra optimizer reuses the steps). It
-reads ``self.hparams`` (``nan_guard``, ``ema_decay``, ``ema_warmup``, ``lr_scheduler_interval``),
+reads ``self.hparams`` (``nan_guard``, ``lr_scheduler_interval``), the ``self.ema`` option group (``options.EMA``),
 ``self.generator``/``self.generator_ema``, the ``_batch_size(batch)`` hook and the trainer. Lightning internals
 are reached only through ``lightning_gans.compat``.
 """
@@ -20,6 +20,7 @@ from torch import nn
 
 from lightning_gans.compat import attached_trainer, optimizer_step_progress, optimizer_steps, set_optimizer_steps
 from lightning_gans.errors import NonFiniteLossError  # noqa: F401 - re-exported (old import path)
+from lightning_gans.models.options import EMA
 
 
 class LoopMechanics:
@@ -98,21 +99,21 @@ class LoopMechanics:
         raise NonFiniteLossError(
             f"Non-finite loss{where}: {values}. Training stopped before applying this update; the last "
             "checkpoint in the run's checkpoints/ folder is the last good state. Try a lower learning rate, "
-            "--model.gradient_clip_d / --model.gradient_clip_g, or a different --model.loss."
+            "--model.regularisers.gradient_clip_d / --model.regularisers.gradient_clip_g, or a different --model.loss."
         )
 
-    def _init_ema(self, generator: nn.Module, ema_decay: float | None, ema_warmup: bool) -> None:
+    def _init_ema(self, generator: nn.Module, ema: EMA) -> None:
         """``generator_ema`` (a frozen copy of ``generator``, or None) and, with the warm-up, its update count."""
         self.generator_ema: nn.Module | None = None
-        if ema_decay is not None:
+        if ema.decay is not None:
             self.generator_ema = copy.deepcopy(generator).requires_grad_(False).eval()
-        if ema_warmup:  # the update count the ramp reads; a buffer, so a resumed run continues the ramp
+        if ema.warmup:  # the update count the ramp reads; a buffer, so a resumed run continues the ramp
             self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = self.hparams.ema_decay
-        if self.hparams.get("ema_warmup", False):
+        decay = self.ema.decay
+        if self.ema.warmup:
             t = int(self.ema_updates)
             decay = min(decay, (1.0 + t) / (10.0 + t))
             self.ema_updates += 1

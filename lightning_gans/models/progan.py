@@ -36,6 +36,7 @@ from torch import nn
 
 from lightning_gans.compat import attached_trainer
 from lightning_gans.models.base import Batch, GANModule
+from lightning_gans.models.options import Regularisers
 from lightning_gans.networks.progan import downsample, level_resolution, upsample
 
 
@@ -54,8 +55,7 @@ class ProGAN(GANModule):
         real_image_size: int | None = None,
         latent_dim: int = 512,
         loss: str = "wasserstein",
-        gradient_penalty: float | None = 10.0,
-        drift: float | None = 0.001,
+        regularisers: Regularisers = Regularisers(gradient_penalty=10.0, drift=0.001),
         optimizer_g: OptimizerCallable = progan_adam,
         optimizer_d: OptimizerCallable = progan_adam,
         **kwargs: Any,
@@ -83,8 +83,7 @@ class ProGAN(GANModule):
             discriminator=discriminator,
             latent_dim=latent_dim,
             loss=loss,
-            gradient_penalty=gradient_penalty,
-            drift=drift,
+            regularisers=regularisers,
             optimizer_g=optimizer_g,
             optimizer_d=optimizer_d,
             **kwargs,

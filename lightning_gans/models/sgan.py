@@ -33,6 +33,7 @@ from torch import nn
 from lightning_gans.errors import ConfigError
 from lightning_gans.models._keras_predict import eval_mode
 from lightning_gans.models.base import Batch, GANModule
+from lightning_gans.models.options import EMA, Regularisers, Schedule, Tricks
 from lightning_gans.networks.sgan import SGANDiscriminator28, SGANGenerator28
 
 BATCH_KEYS = ("labelled", "unlabelled")
@@ -61,26 +62,28 @@ class SGAN(GANModule):
         optimizer_d_supervised: OptimizerCallable = _keras_adam,
         adversarial: bool = True,
         d_fakes_eval_mode: bool = True,
-        d_steps: Literal["joint", "real_then_fake"] = "real_then_fake",
+        schedule: Schedule = Schedule(d_steps="real_then_fake"),
         **kwargs: Any,
     ) -> None:
-        if kwargs.get("update", "alternating") != "alternating":
-            raise ValueError("SGAN takes its four optimizer steps one after another: use update='alternating'")
-        if kwargs.get("feature_layer") is not None:
-            raise ValueError(
-                "SGAN feature matching uses its discriminator's features() (the flattened body): drop feature_layer"
-            )
         latent_dim = kwargs.get("latent_dim", 100)
         super().__init__(
             generator=generator or SGANGenerator28(latent_dim=latent_dim),
             discriminator=discriminator or SGANDiscriminator28(),
-            d_steps=d_steps,
+            schedule=schedule,
             **kwargs,
         )
         self.supervised_optimizer_factory = optimizer_d_supervised
         for method in ("features", "head", "unsupervised_logit"):
             if not callable(getattr(self.discriminator, method, None)):
                 raise ValueError(f"SGAN needs a discriminator with a {method}() method, like SGANDiscriminator28")
+
+    def _check_groups(self, schedule: Schedule, regularisers: Regularisers, tricks: Tricks, ema: EMA) -> None:
+        if schedule.update != "alternating":
+            raise ValueError("SGAN takes its four optimizer steps one after another: use update='alternating'")
+        if tricks.feature_layer is not None:
+            raise ValueError(
+                "SGAN feature matching uses its discriminator's features() (the flattened body): drop feature_layer"
+            )
 
     # ------------------------------------------------------------------ batches
     @staticmethod
@@ -121,7 +124,7 @@ class SGAN(GANModule):
             return super().discriminator_step(batch, part)
 
     def generator_step(self, batch: Batch) -> dict:
-        if self.hparams.get("feature_matching", "off") == "off":
+        if self.tricks.feature_matching == "off":
             return super().generator_step(batch)
         real = self.real_samples(batch)
         # One D forward over real and fake together, so BatchNorm normalises both with the same statistics. With
@@ -159,7 +162,7 @@ class SGAN(GANModule):
             step_logs = self.supervised_step(batch)
             self._guard({"d_supervised": step_logs["loss"]})
             self.manual_backward(step_logs["loss"])
-            self._clip_and_step(optimizer, self.hparams.gradient_clip_d)
+            self._clip_and_step(optimizer, self.regularisers.gradient_clip_d)
         finally:
             self.untoggle_optimizer(optimizer)
         return {"d_supervised": step_logs["loss"].detach(), "train_accuracy": step_logs["train_accuracy"]}

@@ -39,6 +39,7 @@ from lightning_gans.errors import ConfigError
 from lightning_gans.losses import get_loss
 from lightning_gans.models._keras_predict import eval_mode
 from lightning_gans.models.base import Batch, GANModule
+from lightning_gans.models.options import EMA, Regularisers, Schedule, Tricks
 from lightning_gans.networks.srgan import SRResNetGenerator, VGGFeatures
 
 PARTS = ("discriminator", "generator")
@@ -60,7 +61,7 @@ class SRGAN(GANModule):
         d_loss: Literal["mse", "bce"] = "mse",
         d_fakes_eval_mode: bool = True,
         init_generator_from: str | None = None,
-        d_steps: Literal["joint", "real_then_fake"] = "real_then_fake",
+        schedule: Schedule = Schedule(d_steps="real_then_fake"),
         **kwargs: Any,
     ) -> None:
         if content_loss not in ("vgg", "mse"):
@@ -69,8 +70,6 @@ class SRGAN(GANModule):
             raise ValueError(f"d_loss must be 'mse' (the chapter) or 'bce', got {d_loss!r}")
         if "loss" in kwargs:
             raise ValueError("SRGAN sets its adversarial losses with d_loss ('mse' | 'bce'); G's term is always BCE")
-        if kwargs.get("update", "alternating") != "alternating":
-            raise ValueError("SRGAN updates D, then G on the next batch: use update='alternating'")
         if adversarial != (discriminator is not None):
             raise ValueError(
                 "adversarial=True (SRGAN) needs a discriminator (e.g. SRGANDiscriminator); "
@@ -80,13 +79,17 @@ class SRGAN(GANModule):
             generator=generator or SRResNetGenerator(),
             discriminator=discriminator,
             loss="lsgan" if d_loss == "mse" else "non_saturating",
-            d_steps=d_steps,
+            schedule=schedule,
             **kwargs,
         )
         self.generator_adversarial_loss = get_loss("non_saturating")  # BCE(D(G(LR)), 1) on logits
         self.scale = int(getattr(self.generator, "scale", 4))
         # Frozen, loaded from its own file at fit start; kept out of the module tree (and the checkpoint).
         self.__dict__["content_network"] = None
+
+    def _check_groups(self, schedule: Schedule, regularisers: Regularisers, tricks: Tricks, ema: EMA) -> None:
+        if schedule.update != "alternating":
+            raise ValueError("SRGAN updates D, then G on the next batch: use update='alternating'")
 
     # ------------------------------------------------------------------ setup: VGG and stage-1 weights
     def setup(self, stage: str) -> None:
