@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 
 import torch
 
 
 def _feed(digest: hashlib._Hash, value: object) -> None:
     if isinstance(value, torch.Tensor):
-        buf = io.BytesIO()
         t = value.detach().cpu().contiguous().reshape(-1)
         digest.update(str((t.dtype, tuple(value.shape))).encode())
-        buf.write(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        digest.update(buf.getvalue())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     elif isinstance(value, dict):
         for key in sorted(value, key=str):
             digest.update(str(key).encode())

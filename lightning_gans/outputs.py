@@ -84,11 +84,15 @@ def append_metrics(trainer: pl.Trainer, metrics: dict[str, Any], **meta: Any) ->
         fh.write(json.dumps(row) + "\n")
 
 
+def higher_is_better(metric_class: type, output: str | None = None) -> bool | None:
+    """Whether higher is better for a metric object's output: ``output_higher_is_better[output]`` (metrics with
+    several outputs) or torchmetrics' ``higher_is_better``; None when unknown."""
+    return getattr(metric_class, "output_higher_is_better", {}).get(output, metric_class.higher_is_better)
+
+
 def summary_direction(metric_class: type, output: str | None = None) -> str | None:
-    """The W&B summary of a metric object's output: "max" when higher is better, "min" when lower, None when
-    unknown. Reads ``output_higher_is_better[output]`` (metrics with several outputs) or torchmetrics'
-    ``higher_is_better``."""
-    better = getattr(metric_class, "output_higher_is_better", {}).get(output, metric_class.higher_is_better)
+    """The W&B summary of a metric object's output: "max" when higher is better, "min" when lower, else None."""
+    better = higher_is_better(metric_class, output)
     return None if better is None else ("max" if better else "min")
 
 

@@ -39,6 +39,7 @@ from lightning_gans.capabilities import is_conditional, is_sampler
 from lightning_gans.compat import logged_step
 from lightning_gans.errors import ConfigError
 from lightning_gans.evaluation import (
+    METRIC_OBJECTS,
     EvalSettings,
     ModuleSampler,
     broadcast_buffers,
@@ -48,27 +49,12 @@ from lightning_gans.evaluation import (
     metric_names,
 )
 from lightning_gans.metrics import (
-    ClassHistogram,
-    ConditionalAccuracy,
     FeatureExtractor,
-    FrechetDistance,
-    InceptionScoreSum,
-    KernelDistance,
     ReferenceCache,
     build_extractor,
     check_extractor,
 )
 from lightning_gans.outputs import append_metrics, define_wandb_summaries, summary_direction
-
-# The metric object behind each logged key: its higher_is_better sets the W&B summary ("min"/"max").
-METRIC_OBJECTS: dict[str, type] = {
-    "fid": FrechetDistance,
-    "kid": KernelDistance,
-    "is": InceptionScoreSum,
-    "cond_acc": ConditionalAccuracy,
-    "coverage": ClassHistogram,
-    "class_kl": ClassHistogram,
-}
 
 
 class CollapseWarning(UserWarning):

@@ -13,6 +13,7 @@ It sits between ``metrics/`` (features, statistics and metric objects on tensors
 from lightning_gans.evaluation.image_quality import EvalSettings, QualityResult, evaluate_image_quality
 from lightning_gans.evaluation.protocol import (
     HIGHER_IS_BETTER,
+    METRIC_OBJECTS,
     METRICS,
     EvalProtocol,
     check_metrics,
@@ -26,6 +27,7 @@ from lightning_gans.evaluation.sharding import broadcast_buffers, shard_indices,
 
 __all__ = [
     "HIGHER_IS_BETTER",
+    "METRIC_OBJECTS",
     "METRICS",
     "EvalProtocol",
     "EvalSettings",

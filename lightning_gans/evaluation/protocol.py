@@ -16,21 +16,28 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from lightning_gans.metrics import FrechetDistance, InceptionScoreSum, KernelDistance
+from lightning_gans.metrics import (
+    ClassHistogram,
+    ConditionalAccuracy,
+    FrechetDistance,
+    InceptionScoreSum,
+    KernelDistance,
+)
 from lightning_gans.metrics.extractors import FeatureExtractor
+from lightning_gans.outputs import higher_is_better
 
 METRICS = ("fid", "is", "kid", "cond_acc", "coverage", "class_kl")
 NEEDS_LOGITS = ("is", "cond_acc", "coverage", "class_kl")
-# Which way is better, per metric: from the metric objects' torchmetrics ``higher_is_better`` where one exists.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "fid": bool(FrechetDistance.higher_is_better),
-    "is": bool(InceptionScoreSum.higher_is_better),
-    "kid": bool(KernelDistance.higher_is_better),
-    "kid_std": False,
-    "cond_acc": True,
-    "coverage": True,
-    "class_kl": False,
+# The metric object behind each score key (its higher_is_better sets W&B summaries and compare's ranking).
+METRIC_OBJECTS: dict[str, type] = {
+    "fid": FrechetDistance,
+    "kid": KernelDistance,
+    "is": InceptionScoreSum,
+    "cond_acc": ConditionalAccuracy,
+    "coverage": ClassHistogram,
+    "class_kl": ClassHistogram,
 }
+HIGHER_IS_BETTER: dict[str, bool | None] = {key: higher_is_better(cls, key) for key, cls in METRIC_OBJECTS.items()}
 
 
 def count_label(n: int) -> str:

@@ -46,8 +46,7 @@ d_pretrain_steps), ``regularisers`` (gradient_penalty, r1_gamma, weight_clip, dr
   2018; Yazıcı et al. 2019), used by ``sample()`` when enabled. ``ema.warmup=True`` ramps the decay as
   ``min(decay, (1 + t) / (10 + t))`` over the EMA's t-th update (the num_updates rule of TensorFlow's
   ``ExponentialMovingAverage``): a fixed 0.999 averages over ~1,000 G steps, which on a short CPU run keeps the
-  sampled generator hundreds of steps behind (measured: WGAN-GP on MNIST, 2,000 steps, FID 105 with the
-  plain EMA; the raw generator of the book recipe was at 11.2 by step 1,876); the ramp averages over roughly
+  sampled generator hundreds of steps behind (measured in docs/results.md); the ramp averages over roughly
   the last 10 % of the updates until that reaches 1/(1 − decay).
 * **Resume.** The global torch RNG state is stored in checkpoints and restored on resume, so a resumed run
   draws the same noise and the same data order as an uninterrupted one.

@@ -21,10 +21,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 from lightning_gans.errors import CompareError  # noqa: F401 - re-exported (old import path)
+from lightning_gans.evaluation import HIGHER_IS_BETTER
 
 QUALITY_KINDS = ("image_quality", "eval")
 METRICS = ("fid", "is", "kid", "kid_std")
-HIGHER_IS_BETTER = {"fid": False, "kid": False, "is": True}
 LABELS = {"fid": "FID", "is": "IS", "kid": "KID"}
 PROTOCOL_ORDER = ("dataset", "split", "n", "extractor", "weights", "image_size", "resize")
 FIELD_NAMES = {"n": "N", "weights": "extractor weights", "image_size": "image size"}
