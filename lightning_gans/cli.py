@@ -10,10 +10,11 @@ offline run. The experiment name is the stem of the first ``--config`` file unle
 
 Decisions made here (and why):
 
-* **DDP strategy.** Manual optimisation with toggled optimizers leaves half the parameters out of every
-  backward, which plain ``ddp`` rejects ("Expected to have finished reduction…"). ``strategy=ddp`` /
-  ``ddp_spawn`` are therefore upgraded to their ``find_unused_parameters_true`` variants (logged), the one
-  place this is handled. SyncBatchNorm stays a trainer option (``--trainer.sync_batchnorm=true``).
+* **DDP strategy.** Several devices train with ``gan_ddp`` (``lightning_gans.strategies``): no DDP wrapper, one
+  bucketed gradient all-reduce per optimizer step. ``strategy=ddp`` (and ``ddp_spawn``/``ddp_fork``/
+  ``ddp_notebook`` and their variants) map to the matching ``gan_ddp*`` name (logged); ``auto`` with several
+  devices or nodes means ``gan_ddp``; other multi-process strategies (FSDP, DeepSpeed, a ``DDPStrategy`` object)
+  are refused with a line naming ``gan_ddp``. SyncBatchNorm stays a trainer option (``--trainer.sync_batchnorm``).
 * **Rejected trainer options.** ``gradient_clip_val`` and ``accumulate_grad_batches`` cannot work with
   manual optimisation; they are refused before fit with the model option to use instead.
 * **W&B** is offline unless ``WANDB_MODE=online`` (or ``--wandb.mode=online``); ``disabled`` turns it off.
@@ -30,15 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
-from lightning.pytorch.strategies import DDPStrategy
+from lightning.pytorch.strategies import ParallelStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans import config_files
-from lightning_gans.callbacks import MetricsJsonl, RunCheckpoint
-from lightning_gans.compat import ddp_kwargs, wandb_init_kwargs
+from lightning_gans.callbacks import MetricsJsonl, Preemption, RunCheckpoint
+from lightning_gans.compat import wandb_init_kwargs
 from lightning_gans.console import quiet_console
 from lightning_gans.errors import (
     ConfigError,
@@ -46,6 +48,7 @@ from lightning_gans.errors import (
     NonFiniteLossError,  # noqa: F401 - re-exported (old import path)
 )
 from lightning_gans.models.base import GANModule
+from lightning_gans.strategies import GANDDPStrategy, gan_strategy_for
 
 RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"
 REJECTED_TRAINER_OPTIONS = {
@@ -58,10 +61,6 @@ REJECTED_TRAINER_OPTIONS = {
         1,
         "manual optimisation steps every batch; raise --data.batch_size (or use more devices) instead",
     ),
-}
-DDP_UPGRADES = {
-    "ddp": "ddp_find_unused_parameters_true",
-    "ddp_spawn": "ddp_spawn_find_unused_parameters_true",
 }
 
 
@@ -129,6 +128,10 @@ class GANLightningCLI(LightningCLI):
         if inherited and os.environ.get("LOCAL_RANK", "0") != "0":
             return Path(inherited)  # a DDP child process: use the directory its launcher chose
         base = Path(config["runs_dir"]) / experiment
+        shared = _launcher_run_name()
+        if shared is not None:  # every process of the job (and a requeued job) names the same directory
+            os.environ[RUN_DIR_ENV] = str(base / shared)
+            return base / shared
         stamp = time.strftime("%Y%m%d-%H%M%S")
         path, n = base / stamp, 1
         while path.exists():
@@ -170,24 +173,18 @@ class GANLightningCLI(LightningCLI):
             kwargs["default_root_dir"] = str(run_dir)
         if trainer_cfg.get("logger") in (None, True):
             kwargs["logger"] = self._loggers(config, experiment, run_dir)
-        strategy = trainer_cfg.get("strategy", "auto")
-        if strategy == "auto" and (_many(trainer_cfg.get("devices")) or (trainer_cfg.get("num_nodes") or 1) > 1):
-            strategy = "ddp"
-        if isinstance(strategy, str) and strategy in DDP_UPGRADES:
-            rank_zero_info(
-                f"lightning-gans: strategy {strategy!r} → {DDP_UPGRADES[strategy]!r} (GAN updates leave "
-                "the other network's parameters unused in each backward)"
-            )
-            kwargs["strategy"] = DDP_UPGRADES[strategy]
-        elif isinstance(strategy, DDPStrategy):
-            ddp_kwargs(strategy)["find_unused_parameters"] = True
+        strategy = _gan_strategy(trainer_cfg)
+        if strategy is not None:
+            kwargs["strategy"] = strategy
         extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
         callbacks = list(trainer_cfg.get("callbacks") or [])
         if not any(isinstance(c, RichProgressBar) for c in callbacks) and trainer_cfg.get("enable_progress_bar", True):
             extra.append(RichProgressBar())
         if trainer_cfg.get("enable_checkpointing", True) is not False:
-            extra.append(RunCheckpoint(save_last=True, save_top_k=0))
+            extra.append(RunCheckpoint(save_last=True, save_top_k=0, enable_version_counter=False))
         extra.append(MetricsJsonl())
+        if not any(isinstance(c, Preemption) for c in callbacks):
+            extra.append(Preemption())
         rank_zero_info(f"lightning-gans: run directory {run_dir}")
         return self._instantiate_trainer({**trainer_cfg, **kwargs}, extra)
 
@@ -199,6 +196,57 @@ class GANLightningCLI(LightningCLI):
                 raise ConfigError(
                     f"--trainer.{option}={value} is not supported: GAN modules use manual optimisation. {advice}."
                 )
+
+
+def _launcher_run_name() -> str | None:
+    """The run directory name shared by every process an external launcher started, or None (one process, or
+    Lightning's own launcher, which hands its directory to the children in ``LIGHTNING_GANS_RUN_DIR``).
+
+    SLURM: ``slurm-<job id>`` (``<array job>_<task>`` for arrays) — stable across a requeue, so the requeued job
+    finds its ``hpc_ckpt_*.ckpt`` and resumes. torchrun: ``torchrun-<rendezvous id>`` (``--rdzv-id``; a random
+    one with ``--standalone``), or ``torchrun-<master address>-<port>`` when the id is left at ``none``.
+    """
+    if SLURMEnvironment.detect():
+        array = os.environ.get("SLURM_ARRAY_JOB_ID")
+        job = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if array else os.environ.get("SLURM_JOB_ID")
+        return f"slurm-{job}" if job else None
+    if TorchElasticEnvironment.detect():
+        run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+        if run_id != "none":
+            return f"torchrun-{run_id}"
+        return f"torchrun-{os.environ.get('MASTER_ADDR', 'local')}-{os.environ.get('MASTER_PORT', '0')}"
+    return None
+
+
+def _gan_strategy(trainer_cfg: dict) -> Any:
+    """The strategy a GAN fit runs with: ``gan_ddp*`` for Lightning's DDP names and for ``auto`` on several
+    devices or nodes; None to keep the configured one (one device, or already a GAN strategy)."""
+    strategy = trainer_cfg.get("strategy", "auto")
+    several = _many(trainer_cfg.get("devices")) or (trainer_cfg.get("num_nodes") or 1) > 1
+    if isinstance(strategy, GANDDPStrategy):
+        return None
+    if isinstance(strategy, Strategy):
+        if not several and not isinstance(strategy, ParallelStrategy):
+            return None
+        raise ConfigError(
+            f"--trainer.strategy: {type(strategy).__name__} cannot train a GAN module; use "
+            "--trainer.strategy=gan_ddp (one gradient reduction per optimizer step, see docs/training.md)"
+        )
+    if strategy == "auto":
+        return "gan_ddp" if several else None
+    mapped = gan_strategy_for(str(strategy))
+    if mapped is not None:
+        if mapped != strategy:
+            rank_zero_info(
+                f"lightning-gans: strategy {strategy!r} → {mapped!r} (one gradient reduction per network update)"
+            )
+        return mapped
+    if str(strategy) in ("single_device", "auto"):
+        return None
+    raise ConfigError(
+        f"--trainer.strategy={strategy} cannot train a GAN module; use --trainer.strategy=gan_ddp "
+        "(one gradient reduction per optimizer step) or one device"
+    )
 
 
 def _wandb_settings() -> dict[str, Any]:

@@ -26,8 +26,9 @@ __all__ = [
     "TESTED_WITH",
     "LightningInternalsMoved",
     "attached_trainer",
+    "hpc_checkpoint_path",
+    "is_logging_step",
     "built_by_cli",
-    "ddp_kwargs",
     "drop_hparams",
     "has_batch_norm",
     "logged_step",
@@ -100,6 +101,23 @@ def logged_step(trainer: pl.Trainer) -> int:
         raise _moved("trainer.fit_loop.epoch_loop._batches_that_stepped", error) from error
 
 
+def hpc_checkpoint_path(trainer: pl.Trainer) -> str:
+    """The next ``<default_root_dir>/hpc_ckpt_<n>.ckpt``: the file Lightning resumes from when a SLURM job starts
+    again in the same directory (``ckpt_path=None`` under SLURM)."""
+    try:
+        connector = trainer._checkpoint_connector
+        return connector.hpc_save_path(trainer.default_root_dir)
+    except AttributeError as error:
+        raise _moved("trainer._checkpoint_connector.hpc_save_path", error) from error
+
+
+def is_logging_step(trainer: pl.Trainer) -> bool:
+    """True during a training batch whose step-level metrics Lightning sends to the loggers (every
+    ``log_every_n_steps``-th batch that steps, and the last one when the trainer stops): the same rule as
+    Lightning's logger connector, read from the same counter."""
+    return (logged_step(trainer) + 1) % max(1, trainer.log_every_n_steps) == 0 or trainer.should_stop
+
+
 try:
     from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
 except ImportError as _import_error:  # raised where it is used, with the version in the message
@@ -113,15 +131,6 @@ def built_by_cli() -> bool:
     if _given_hyperparameters is None:
         raise _moved("lightning.pytorch.core.mixins.hparams_mixin._given_hyperparameters", _GIVEN_HPARAMS_ERROR)
     return _given_hyperparameters.get() is not None
-
-
-def ddp_kwargs(strategy: Any) -> dict[str, Any]:
-    """The (mutable) kwargs a ``DDPStrategy`` passes to ``DistributedDataParallel``."""
-    kwargs = getattr(strategy, "_ddp_kwargs", None)
-    if not isinstance(kwargs, dict):
-        error = AttributeError(f"{type(strategy).__name__} has no dict `_ddp_kwargs` (got {type(kwargs).__name__})")
-        raise _moved("DDPStrategy._ddp_kwargs", error)
-    return kwargs
 
 
 def drop_hparams(module: pl.LightningModule, names: Iterable[str]) -> None:

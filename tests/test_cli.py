@@ -16,11 +16,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+from lightning.pytorch.strategies import SingleDeviceStrategy
 from PIL import Image
 
 from lightning_gans import cli
 from lightning_gans.cli import ConfigError, GANLightningCLI, _many, main
+from lightning_gans.strategies import GANDDPStrategy
 
 REPO = Path(__file__).resolve().parents[1]
 # Globbed at collection time: a new experiment YAML is smoke-tested without touching this file.
@@ -211,23 +212,35 @@ def test_many_devices(devices, many: bool) -> None:
     ("extra", "start_method"),
     [
         (["--trainer.strategy=ddp", "--trainer.devices=2"], "popen"),
-        (["--trainer.devices=2"], "popen"),  # strategy auto + several devices → ddp → upgraded
+        (["--trainer.devices=2"], "popen"),  # strategy auto + several devices → gan_ddp
         (["--trainer.strategy=ddp_spawn", "--trainer.devices=2"], "spawn"),
+        (["--trainer.strategy=ddp_find_unused_parameters_true", "--trainer.devices=2"], "popen"),
+        (["--trainer.strategy=gan_ddp_spawn", "--trainer.devices=2"], "spawn"),
         (["--trainer.devices=1"], None),
     ],
-    ids=["ddp", "auto-2-devices", "ddp_spawn", "one-device"],
+    ids=["ddp", "auto-2-devices", "ddp_spawn", "ddp-find-unused", "gan_ddp_spawn", "one-device"],
 )
-def test_ddp_strategy_upgrade(extra: list[str], start_method: str | None, runs: Path) -> None:
+def test_ddp_names_map_to_gan_ddp(extra: list[str], start_method: str | None, runs: Path) -> None:
     """The trainer is only built (run=False): no process is launched before ``fit``."""
     config = str(REPO / "experiments" / "toy_grid.yaml")
     trainer = GANLightningCLI(args=["--config", config, "--trainer.accelerator=cpu", *QUIET, *extra], run=False).trainer
     if start_method is None:
         assert isinstance(trainer.strategy, SingleDeviceStrategy)
         return
-    assert isinstance(trainer.strategy, DDPStrategy)
-    assert trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True
+    assert type(trainer.strategy) is GANDDPStrategy
+    assert trainer.strategy._ddp_kwargs == {}  # nothing for a DDP wrapper: there is none
     assert trainer.strategy._start_method == start_method
     assert trainer.num_devices == 2
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", "deepspeed"])
+def test_other_parallel_strategies_are_refused_naming_gan_ddp(strategy: str, runs: Path) -> None:
+    config = str(REPO / "experiments" / "toy_grid.yaml")
+    args = ["--config", config, "--trainer.accelerator=cpu", "--trainer.devices=2", f"--trainer.strategy={strategy}"]
+    with pytest.raises(
+        ConfigError, match=f"--trainer.strategy={strategy} cannot train a GAN module; use --trainer.strategy=gan_ddp"
+    ):
+        GANLightningCLI(args=[*args, *QUIET], run=False)
 
 
 # ------------------------------------------------------------------------------------- run directory
@@ -259,7 +272,7 @@ def test_run_directory_contents(runs: Path, capsys: pytest.CaptureFixture) -> No
 
     assert list((run / "samples").glob("*.png"))
     header = (run / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
-    assert {"toy/modes_covered", "d_loss_epoch", "g_loss_epoch"} <= set(header)
+    assert {"toy/modes_covered", "d_loss", "g_loss"} <= set(header)  # epoch means under the plain names
 
     # The saved config is re-runnable as is (README), into a new run of the same experiment.
     main(["fit", "--config", str(run / "config.yaml"), "--trainer.max_steps=1", *QUIET])

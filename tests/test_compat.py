@@ -15,14 +15,12 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from lightning.pytorch.cli import LightningCLI
-from lightning.pytorch.strategies import DDPStrategy
 from toy_training import StepRecorder, bare_trainer, toy_loader, toy_module
 
 from lightning_gans.compat import (
     LightningInternalsMoved,
     attached_trainer,
     built_by_cli,
-    ddp_kwargs,
     drop_hparams,
     has_batch_norm,
     logged_step,
@@ -98,14 +96,6 @@ def test_built_by_cli_only_inside_lightning_cli(tmp_path: Path, monkeypatch: pyt
     assert built_by_cli() is False  # the context ends with the instantiation
 
 
-def test_ddp_kwargs_are_the_kwargs_ddp_receives() -> None:
-    strategy = DDPStrategy(find_unused_parameters=False, static_graph=True)
-    kwargs = ddp_kwargs(strategy)
-    assert kwargs == {"find_unused_parameters": False, "static_graph": True}
-    kwargs["find_unused_parameters"] = True  # the CLI upgrades a DDPStrategy object this way
-    assert ddp_kwargs(strategy)["find_unused_parameters"] is True
-
-
 def test_drop_hparams_edits_hparams_and_hparams_initial() -> None:
     module = Probe(width=5)
     module.hparams_initial.pop("width")  # a copy: does not edit the stored dict
@@ -133,7 +123,6 @@ def test_has_batch_norm() -> None:
     [
         (lambda: logged_step(SimpleNamespace(fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace()))), "_batches"),
         (lambda: optimizer_step_progress(SimpleNamespace(fit_loop=SimpleNamespace())), "optim_step_progress"),
-        (lambda: ddp_kwargs(SimpleNamespace()), "DDPStrategy._ddp_kwargs"),
         (lambda: drop_hparams(SimpleNamespace(), ["x"]), "_hparams_initial"),
         (lambda: update_hparams(SimpleNamespace(), {"x": 1}), "_hparams_initial"),
         (lambda: attached_trainer(SimpleNamespace()), "LightningModule._trainer"),

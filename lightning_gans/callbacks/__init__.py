@@ -4,9 +4,10 @@ from lightning_gans.callbacks.budget import TrainingBudget
 from lightning_gans.callbacks.checkpoint import RunCheckpoint
 from lightning_gans.callbacks.ddp_check import ParameterSyncCheck
 from lightning_gans.callbacks.metrics_log import MetricsJsonl
+from lightning_gans.callbacks.preemption import Preemption
 from lightning_gans.callbacks.samples import SampleGridCallback
 
-__all__ = ["MetricsJsonl", "ParameterSyncCheck", "RunCheckpoint", "SampleGridCallback", "TrainingBudget"]
+__all__ = ["MetricsJsonl", "ParameterSyncCheck", "Preemption", "RunCheckpoint", "SampleGridCallback", "TrainingBudget"]
 from lightning_gans.callbacks.toy import ToyMetricsCallback  # noqa: E402
 
 __all__ += ["ToyMetricsCallback"]

@@ -6,7 +6,9 @@ CPU time (``time.process_time``: user + system time of all its threads) is summe
 other processes competing for the cores do not eat into it. With one thread, one CPU-minute is one minute of an
 otherwise idle core. ``clock: wall`` counts wall time between the same hooks instead (GPU runs, where the
 CPU clock says little). Under DDP every rank measures its own time and training stops on all ranks as soon as
-any rank is over budget (a collective boolean reduction, so the ranks never disagree).
+any rank is over budget; the ranks agree with one boolean reduction on logging steps only (every
+``trainer.log_every_n_steps``), so there is no collective on the other steps and a DDP run may overshoot the
+budget by up to that many steps.
 
     trainer:
       callbacks:
@@ -26,6 +28,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 
+from lightning_gans.compat import is_logging_step
 from lightning_gans.outputs import append_metrics
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -57,7 +60,9 @@ class TrainingBudget(Callback):
             return
         self.spent_s += CLOCKS[self.clock]() - self._start
         self._start = None
-        over = trainer.strategy.reduce_boolean_decision(self.spent_s >= 60.0 * self.minutes, all=False)
+        over = self.spent_s >= 60.0 * self.minutes
+        if trainer.world_size > 1:  # ranks agree on logging steps only: no collective on the other steps
+            over = is_logging_step(trainer) and trainer.strategy.reduce_boolean_decision(over, all=False)
         if over and not trainer.should_stop:
             self.exhausted_at_step = trainer.global_step
             trainer.should_stop = True

@@ -182,17 +182,19 @@ class AgeCGAN(CGAN):
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         if self.stage == "cgan":
             return super().training_step(batch, batch_idx)
+        self._gan_step(batch, self._stage_update)
+        return None
+
+    def _stage_update(self, batch: Batch) -> dict:
+        """The one optimizer step of the encoder (``e_loss``) or identity (``fr_loss``) stage."""
         if self.stage == "encoder":
             name, loss = "e_loss", self.encoder_loss(batch)
         else:
             name, loss = "fr_loss", self.identity_loss(batch)
         self._guard({name: loss})
-        optimizer = self.optimizers()
         self.manual_backward(loss)
-        self._clip_and_step(optimizer, self.regularisers.gradient_clip_g)
-        size = self._batch_size(batch)
-        self.log(name, loss.detach(), prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
-        return None
+        self._step_optimizer(self.optimizers(), self.regularisers.gradient_clip_g)
+        return {name: loss.detach()}
 
     def encoder_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(z, ages) for one encoder step: the next ``n`` of the fixed pairs (cyclically), or fresh draws."""

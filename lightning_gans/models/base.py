@@ -39,9 +39,11 @@ d_pretrain_steps), ``regularisers`` (gradient_penalty, r1_gamma, weight_clip, dr
   (PacGAN) and ``d_pretrain_steps=k`` (the first k batches train D only). Every D evaluation goes through
   ``critic(x, batch)``, which adds the instance noise and packs before calling the ``discriminate`` hook.
 * **Fixed noise** (``fixed_noise`` buffer, saved in checkpoints) for comparable sample grids.
-* **NaN/Inf guard.** Losses are checked before backward (the decision is synchronised across DDP ranks);
-  a non-finite loss stops training with ``NonFiniteLossError`` before the bad update, so the last
-  checkpoint on disk stays the last good one.
+* **NaN/Inf guard.** Every loss is checked on the device before backward (no host sync); the flag reaches every
+  rank with the next gradient reduction and is read on logging steps (every ``trainer.log_every_n_steps``), before
+  every checkpoint save and at the end of fit. A non-finite loss stops training with ``NonFiniteLossError`` naming
+  its GAN step at most ``log_every_n_steps`` steps later and never reaches a checkpoint, so the last checkpoint on
+  disk stays the last good one.
 * **EMA of G** (``ema.decay``): an exponential moving average of the generator's weights (Karras et al.
   2018; Yazıcı et al. 2019), used by ``sample()`` when enabled. ``ema.warmup=True`` ramps the decay as
   ``min(decay, (1 + t) / (10 + t))`` over the EMA's t-th update (the num_updates rule of TensorFlow's
@@ -56,10 +58,10 @@ update, logging: ``_gan_step``), the NaN guard and the RNG handling are in ``lig
 (a mixin), so models that write their own ``training_step`` reuse them; the option checks are in
 ``lightning_gans.models.options``.
 
-DDP: manual optimisation with toggled optimizers leaves the other network's parameters unused in each
-backward; ``find_unused_parameters=True`` is required. The CLI upgrades ``strategy=ddp`` accordingly
-(see ``lightning_gans.cli``). The simultaneous update takes gradients with ``torch.autograd.grad`` and
-averages them across ranks itself (``_all_reduce_grads``), which is exactly what DDP's reducer would do.
+Several devices: ``--trainer.strategy=gan_ddp`` (``lightning_gans.strategies``; the CLI maps ``ddp`` to it). No
+DDP wrapper: every optimizer step first averages its own network's gradients over the ranks (one bucketed
+all-reduce, ``LoopMechanics._step_optimizer``), whether ``backward``, the simultaneous update's
+``torch.autograd.grad`` or a penalty's double backward produced them.
 """
 
 from __future__ import annotations
@@ -347,7 +349,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
                 step_logs = self.discriminator_step(batch, part)
                 self._guard({"d_loss": step_logs["loss"]})
                 self.manual_backward(step_logs["loss"])
-                self._clip_and_step(opt_d, self.regularisers.gradient_clip_d)
+                self._step_optimizer(opt_d, self.regularisers.gradient_clip_d)
                 self._clip_critic_weights()
                 logs.update({k: v.detach() for k, v in step_logs.items() if k != "loss"})
                 d_loss = d_loss + step_logs["loss"].detach()
@@ -363,7 +365,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
             step_logs = self.generator_step(batch)
             self._guard({"g_loss": step_logs["loss"]})
             self.manual_backward(step_logs["loss"])
-            self._clip_and_step(opt_g, self.regularisers.gradient_clip_g)
+            self._step_optimizer(opt_g, self.regularisers.gradient_clip_g)
         finally:
             self.untoggle_optimizer(opt_g)
         extra = {k: v.detach() for k, v in step_logs.items() if k != "loss"}
@@ -380,9 +382,8 @@ class GANModule(LoopMechanics, pl.LightningModule):
         for params, grads in ((g_params, g_grads), (d_params, d_grads)):
             for p, g in zip(params, grads):
                 p.grad = g
-        self._all_reduce_grads(g_params + d_params)
-        self._clip_and_step(opt_g, self.regularisers.gradient_clip_g)
-        self._clip_and_step(opt_d, self.regularisers.gradient_clip_d)
+        self._step_optimizer(opt_g, self.regularisers.gradient_clip_g)
+        self._step_optimizer(opt_d, self.regularisers.gradient_clip_d)
         self._clip_critic_weights()
         logs = {k: v.detach() for k, v in d_logs.items() if k != "loss"}
         return {"d_loss": d_logs["loss"].detach(), "g_loss": g_logs["loss"].detach(), **logs}

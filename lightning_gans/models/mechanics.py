@@ -18,28 +18,40 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_gans.compat import attached_trainer, optimizer_step_progress, optimizer_steps, set_optimizer_steps
-from lightning_gans.errors import NonFiniteLossError  # noqa: F401 - re-exported (old import path)
+from lightning_gans.compat import (
+    attached_trainer,
+    is_logging_step,
+    optimizer_step_progress,
+    optimizer_steps,
+    set_optimizer_steps,
+)
+from lightning_gans.errors import ConfigError, NonFiniteLossError
 from lightning_gans.models.options import EMA
+from lightning_gans.strategies import GANDDPStrategy
+
+PROGRESS_BAR_LOSSES = ("d_loss", "g_loss", "e_loss", "fr_loss")
+CONTROL_NONFINITE, CONTROL_STOP, CONTROL_SIZE = 0, 1, 2  # the control vector's slots
 
 
 class LoopMechanics:
     """Optimizer stepping, step counting, guards, EMA and RNG handling for ``GANModule`` (see module docstring)."""
 
-    def _all_reduce_grads(self, params: list[nn.Parameter]) -> None:
-        """Average gradients over DDP ranks (what DDP's reducer does for ``backward()``)."""
-        if self.trainer.world_size <= 1 or not torch.distributed.is_initialized():
-            return
-        grads = [p.grad for p in params]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        torch.distributed.all_reduce(flat)
-        flat /= self.trainer.world_size
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset : offset + g.numel()].view_as(g))
-            offset += g.numel()
+    # ------------------------------------------------------------------ the one gradient reduction, then the step
+    def _step_optimizer(self, optimizer: Any, clip: float | None) -> None:
+        """Average the gradients of ``optimizer``'s parameters over the ranks (``gan_ddp``: exactly one bucketed
+        all-reduce per optimizer step, carrying the control flags), clip them, step, zero them.
 
-    def _clip_and_step(self, optimizer: Any, clip: float | None) -> None:
+        Every optimizer step of every model goes through here, whatever produced the gradients (``backward``,
+        ``autograd.grad`` of the simultaneous update, the double backward of a gradient penalty), so no network
+        is reduced twice or missed (``lightning_gans.strategies``).
+        """
+        inner = getattr(optimizer, "optimizer", optimizer)  # LightningOptimizer wraps the torch optimizer
+        params = [p for group in inner.param_groups for p in group["params"]]
+        control = self._control_pending()
+        strategy = attached_trainer(self).strategy if attached_trainer(self) is not None else None
+        if isinstance(strategy, GANDDPStrategy):
+            control = strategy.reduce_gradients(params, control)
+        self._note_control(control)
         if clip is not None:
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
         optimizer.step()
@@ -51,11 +63,13 @@ class LoopMechanics:
 
         Then the per-batch bookkeeping every loop shares: the batch counts as exactly one step however many
         optimizer steps it took (``global_step`` + 1), step-interval LR schedulers step, the EMA of G follows a
-        G update, and the losses are logged. Returns the logs.
+        G update, the losses are logged, and on logging steps the control flags are read (``_check_control``).
+        Returns the logs.
         """
         trainer = attached_trainer(self)
         progress = optimizer_step_progress(trainer) if trainer is not None else None
         before = optimizer_steps(progress) if progress is not None else None
+        self._step_started = int(before[0]) if before is not None else 0
         logs = update(batch)
         if progress is not None:
             set_optimizer_steps(progress, before[0] + 1, before[1] + 1)
@@ -63,15 +77,22 @@ class LoopMechanics:
         if self.generator_ema is not None and "g_loss" in logs:
             self._update_ema()
         self._log_losses(logs, self._batch_size(batch))
+        if trainer is None or is_logging_step(trainer):
+            self._check_control()
         return logs
 
     def _log_losses(self, logs: dict[str, torch.Tensor], batch_size: int) -> None:
-        """``d_loss``/``g_loss`` on the progress bar, the other terms beside them; sync_dist: epoch means over all
-        ranks (a no-op without DDP)."""
-        bar = {k: logs[k] for k in ("d_loss", "g_loss") if k in logs}
-        rest = {k: v for k, v in logs.items() if k not in bar}
-        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
-        self.log_dict(rest, on_step=True, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        """Epoch means of every loss term under its own name (``d_loss``; accumulated on the device, reduced over
+        the ranks once, at the epoch end) and, on logging steps only, the step values as ``<name>_step``
+        (reduced over the ranks then: the only collective of logging). The losses go on the progress bar."""
+        self.log_dict(logs, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        trainer = attached_trainer(self)
+        if trainer is not None and not is_logging_step(trainer):
+            return
+        bar = {f"{k}_step": v for k, v in logs.items() if k in PROGRESS_BAR_LOSSES}
+        rest = {f"{k}_step": v for k, v in logs.items() if k not in PROGRESS_BAR_LOSSES}
+        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=False, batch_size=batch_size, sync_dist=True)
+        self.log_dict(rest, on_step=True, on_epoch=False, batch_size=batch_size, sync_dist=True)
 
     def _step_schedulers(self, interval: str) -> None:
         if self.hparams.lr_scheduler_interval != interval:
@@ -82,24 +103,77 @@ class LoopMechanics:
     def on_train_epoch_end(self) -> None:
         self._step_schedulers("epoch")
 
-    # ------------------------------------------------------------------ guards, EMA
+    # ------------------------------------------------------------------ the NaN guard and the control flags
     def _guard(self, losses: dict[str, torch.Tensor]) -> None:
-        """Raise ``NonFiniteLossError`` (on every rank at once) when a loss is NaN/Inf."""
+        """Flag a NaN/Inf among ``losses`` on the device (no host sync); the flag reaches every rank with the
+        next gradient reduction and is read on logging steps and before every checkpoint (``_check_control``)."""
         if not self.hparams.nan_guard:
             return
-        finite = bool(torch.stack([v.detach().float() for v in losses.values()]).isfinite().all())
-        if attached_trainer(self) is not None and self.trainer.world_size > 1:
-            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
-        if finite:
+        bad = ~torch.stack([v.detach().float().reshape(()) for v in losses.values()]).isfinite().all()
+        control = self._control_pending()
+        control[CONTROL_NONFINITE] += bad.to(control.dtype)
+
+    def request_stop(self) -> None:
+        """Ask every rank to stop at the same GAN step (a preemption signal handler calls this): the request
+        travels with the next gradient reduction and is acted on at the next check (``stop_agreed``)."""
+        self._stop_requested = True
+
+    def _control_pending(self) -> torch.Tensor:
+        """This rank's control vector since the last reduction: [non-finite losses seen, stop requested]."""
+        pending = getattr(self, "_pending", None)
+        if pending is None or pending.device != self.device:
+            pending = self._pending = torch.zeros(CONTROL_SIZE, device=self.device)
+            self._first_nonfinite = torch.full((), -1, dtype=torch.long, device=self.device)
+            self._stop_flag = torch.zeros((), dtype=torch.bool, device=self.device)
+        if getattr(self, "_stop_requested", False):
+            pending[CONTROL_STOP] = 1.0
+        return pending
+
+    def _note_control(self, control: torch.Tensor) -> None:
+        """Fold one reduction's control vector (summed over ranks) into the run's device-side state."""
+        step = getattr(self, "_step_started", int(self.global_step))
+        bad = (control[CONTROL_NONFINITE] > 0) & (self._first_nonfinite < 0)
+        self._first_nonfinite.masked_fill_(bad, step)
+        self._stop_flag |= control[CONTROL_STOP] > 0
+        self._pending.zero_()
+
+    def _check_control(self) -> bool:
+        """Read the control state on the host (one sync): raise ``NonFiniteLossError`` naming the first GAN step
+        whose loss was NaN/Inf on any rank; return whether every rank agreed to stop (a preemption request).
+
+        Called on logging steps (every ``trainer.log_every_n_steps`` GAN steps), before every checkpoint save and
+        at the end of fit, so a non-finite update never reaches a checkpoint and the run stops at most
+        ``log_every_n_steps`` steps after it. Every rank holds the same reduced values, so every rank raises.
+        """
+        if getattr(self, "_pending", None) is None:
+            return False
+        first, stop = (int(v) for v in torch.stack([self._first_nonfinite, self._stop_flag.long()]).tolist())
+        self.stop_agreed = bool(stop)
+        if first >= 0:
+            raise NonFiniteLossError(
+                f"Non-finite loss at GAN step {first} (on at least one rank; checked every "
+                f"{self._check_interval()} steps and before every checkpoint): training stopped, and no checkpoint "
+                "was written after that step: the last checkpoint in the run's checkpoints/ folder is the last "
+                "good state. Try a lower learning rate, --model.regularisers.gradient_clip_d / "
+                "--model.regularisers.gradient_clip_g, or a different --model.loss."
+            )
+        return bool(stop)
+
+    def _check_interval(self) -> int:
+        trainer = attached_trainer(self)
+        return trainer.log_every_n_steps if trainer is not None else 1
+
+    def on_train_end(self) -> None:
+        self._check_control()
+
+    def _check_strategy(self) -> None:
+        """Several ranks need ``gan_ddp`` (the one place gradients are reduced); refuse anything else."""
+        trainer = attached_trainer(self)
+        if trainer is None or trainer.world_size <= 1 or isinstance(trainer.strategy, GANDDPStrategy):
             return
-        values = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
-        where = ""
-        if attached_trainer(self) is not None:
-            where = f" at GAN step {self.global_step} (epoch {self.current_epoch})"
-        raise NonFiniteLossError(
-            f"Non-finite loss{where}: {values}. Training stopped before applying this update; the last "
-            "checkpoint in the run's checkpoints/ folder is the last good state. Try a lower learning rate, "
-            "--model.regularisers.gradient_clip_d / --model.regularisers.gradient_clip_g, or a different --model.loss."
+        raise ConfigError(
+            f"GAN modules train on several devices with --trainer.strategy=gan_ddp (one gradient reduction per "
+            f"optimizer step); got {type(trainer.strategy).__name__}. In Python: Trainer(strategy='gan_ddp')."
         )
 
     def _init_ema(self, generator: nn.Module, ema: EMA) -> None:
@@ -124,6 +198,7 @@ class LoopMechanics:
 
     # ------------------------------------------------------------------ RNG: per-rank streams, checkpoints
     def on_train_start(self) -> None:
+        self._check_strategy()
         self._decorrelate_ranks()
 
     def _decorrelate_ranks(self) -> None:
@@ -141,6 +216,8 @@ class LoopMechanics:
 
     # ------------------------------------------------------------------ checkpoint RNG state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if attached_trainer(self) is not None:
+            self._check_control()  # a non-finite update never reaches a checkpoint
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state_all()

@@ -162,7 +162,7 @@ class SGAN(GANModule):
             step_logs = self.supervised_step(batch)
             self._guard({"d_supervised": step_logs["loss"]})
             self.manual_backward(step_logs["loss"])
-            self._clip_and_step(optimizer, self.regularisers.gradient_clip_d)
+            self._step_optimizer(optimizer, self.regularisers.gradient_clip_d)
         finally:
             self.untoggle_optimizer(optimizer)
         return {"d_supervised": step_logs["loss"].detach(), "train_accuracy": step_logs["train_accuracy"]}

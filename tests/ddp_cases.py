@@ -1,0 +1,161 @@
+"""Fits that must give the same result on 1 process at batch 2B and on 2 ``gan_ddp`` processes at batch B each.
+
+What makes that hold exactly (to float rounding): BatchNorm-free networks; every random draw of a step depends only
+on the *dataset index* of the sample it belongs to (a test-only noise source, ``IndexedGAN``), never on the rank or
+the per-rank position; the real data unshuffled, so the 2B samples of a global step are the same set in both
+layouts (an unshuffled ``DistributedSampler`` gives rank r the indices r, r + 2, …). Then the mean loss over 2B
+samples has the gradient of the two ranks' averaged gradients — which is what ``gan_ddp``'s one reduction per
+optimizer step must produce.
+
+Each worker runs in a forked process (``gloo_ranks.run_forked_ranks``) with the environment variables torchrun
+would set, so Lightning joins the process group instead of launching children; rank 0 saves the module state and
+the optimizer states.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
+
+import lightning_gans.models.base as base_module
+from lightning_gans.losses import gradient_penalty
+from lightning_gans.models import GAN, CycleGAN
+from lightning_gans.models.options import Regularisers, Schedule
+from lightning_gans.networks import MLPDiscriminator, MLPGenerator
+
+STEPS = int(os.environ.get("DDP_CASE_STEPS", "5"))
+LATENT = 4
+
+
+def indexed_draw(indices: torch.Tensor, call: int, size: int, kind: str = "normal") -> torch.Tensor:
+    """One draw of ``size`` numbers per dataset index, seeded by (call, index) only."""
+    rows = []
+    for i in indices.tolist():
+        g = torch.Generator().manual_seed(1_000_003 * call + int(i))
+        rows.append(torch.randn(size, generator=g) if kind == "normal" else torch.rand(size, generator=g))
+    return torch.stack(rows)
+
+
+class IndexedGAN(GAN):
+    """A GAN whose noise (and gradient-penalty interpolation) is a function of the batch's dataset indices."""
+
+    def training_step(self, batch, batch_idx):
+        self._indices = batch[1]
+        return super().training_step(batch, batch_idx)
+
+    def generate(self, batch):
+        self._calls = getattr(self, "_calls", 0) + 1
+        z = indexed_draw(batch[1], self._calls, LATENT).to(self.device)
+        return self.generator(z)
+
+
+def _indexed_penalty(module: IndexedGAN):
+    def penalty(critic, real, fake):
+        module._calls = getattr(module, "_calls", 0) + 1
+        epsilon = indexed_draw(module._indices, module._calls, 1, kind="uniform").reshape(-1)
+        return gradient_penalty(critic, real, fake, epsilon=epsilon)
+
+    return penalty
+
+
+GAN_CASES = {
+    "alternating": {},
+    "n_critic_3": {"schedule": Schedule(n_critic=3)},
+    "real_then_fake": {"schedule": Schedule(d_steps="real_then_fake")},
+    "simultaneous": {"schedule": Schedule(update="simultaneous")},
+    "wgan_gp": {"loss": "wasserstein", "regularisers": Regularisers(gradient_penalty=10.0)},
+    "r1": {"regularisers": Regularisers(r1_gamma=1.0)},
+}
+CASES = [*GAN_CASES, "cyclegan"]
+
+
+def _gan(case: str) -> IndexedGAN:
+    torch.manual_seed(0)
+    return IndexedGAN(
+        generator=MLPGenerator(latent_dim=LATENT, hidden=[16], out_shape=[2], output="linear"),
+        discriminator=MLPDiscriminator(in_shape=[2], hidden=[16]),
+        latent_dim=LATENT,
+        **GAN_CASES[case],
+    )
+
+
+class _Pairs(Dataset):
+    """Domain-A and domain-B 8×8 images, index-aligned (the order is what makes the layouts comparable)."""
+
+    def __init__(self, n: int) -> None:
+        g = torch.Generator().manual_seed(1)
+        self.a = torch.rand(n, 1, 8, 8, generator=g) * 2 - 1
+        self.b = torch.rand(n, 1, 8, 8, generator=g) * 2 - 1
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"A": self.a[i], "B": self.b[i]}
+
+
+def _tiny_translator() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3, padding=1), nn.Tanh())
+
+
+def _tiny_critic() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 3, padding=1))
+
+
+def _cyclegan() -> CycleGAN:
+    torch.manual_seed(0)
+    nets = {"G_AB": _tiny_translator(), "G_BA": _tiny_translator(), "D_A": _tiny_critic(), "D_B": _tiny_critic()}
+    return CycleGAN(**nets, image_size=8, pool_size=0)
+
+
+def _loader(dataset: Dataset, batch: int, world: int, rank: int) -> DataLoader:
+    """Unshuffled: rank r reads r, r + world, … (Lightning's own injected sampler would shuffle training data)."""
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
+    return DataLoader(dataset, batch_size=batch, sampler=sampler)
+
+
+def build(case: str, batch: int, world: int, rank: int = 0) -> tuple[pl.LightningModule, DataLoader]:
+    """The module and the loader of one process: ``batch`` samples per rank and step."""
+    n = STEPS * batch * world
+    if case == "cyclegan":
+        return _cyclegan(), _loader(_Pairs(n), batch, world, rank)
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(n, 2, generator=g) * 0.5 + 1.0
+    module = _gan(case)
+    if case == "wgan_gp":
+        base_module._gradient_penalty = _indexed_penalty(module)  # a forked process: patched for this fit only
+    return module, _loader(TensorDataset(points, torch.arange(n)), batch, world, rank)
+
+
+def fit_worker(rank: int, world: int, port: int, case: str, batch: int, out: str) -> None:
+    """One rank of a ``world``-process fit of ``case`` (``world == 1``: a plain single-device fit)."""
+    torch.set_num_threads(1)
+    if world > 1:
+        env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+        os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+    module, loader = build(case, batch, world, rank)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=world,
+        strategy="gan_ddp" if world > 1 else "auto",
+        max_steps=STEPS,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=out,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(module, loader)
+    state = {
+        "module": {k: v.detach().clone() for k, v in module.state_dict().items()},
+        "optimizers": [opt.state_dict() for opt in trainer.optimizers],
+        "global_step": trainer.global_step,
+        "collectives": getattr(trainer.strategy, "collectives", 0),
+    }
+    torch.save(state, Path(out) / f"{case}-w{world}-rank{rank}.pt")

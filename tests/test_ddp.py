@@ -1,0 +1,92 @@
+"""``gan_ddp``: one gradient reduction per optimizer step, checked against one process (not only rank vs rank)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from ddp_cases import CASES, STEPS, fit_worker
+from gloo_ranks import run_forked_ranks
+
+from lightning_gans.strategies import GANDDPStrategy, _buckets, gan_strategy_for
+
+B = 4  # per-rank batch
+
+
+def _flat(tree, prefix=""):
+    """Every tensor of a nested state (module state dict, optimizer state dicts) by path."""
+    if isinstance(tree, torch.Tensor):
+        return {prefix: tree}
+    items = tree.items() if isinstance(tree, dict) else enumerate(tree) if isinstance(tree, list | tuple) else ()
+    out = {}
+    for key, value in items:
+        out.update(_flat(value, f"{prefix}/{key}"))
+    return out
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_two_processes_at_batch_b_equal_one_process_at_batch_2b(case: str, tmp_path: Path) -> None:
+    assert run_forked_ranks(fit_worker, 1, case, 2 * B, str(tmp_path)) == [0]
+    assert run_forked_ranks(fit_worker, 2, case, B, str(tmp_path)) == [0, 0]
+    one = torch.load(tmp_path / f"{case}-w1-rank0.pt", weights_only=False)
+    ranks = [torch.load(tmp_path / f"{case}-w2-rank{r}.pt", weights_only=False) for r in (0, 1)]
+    assert one["global_step"] == ranks[0]["global_step"] == STEPS
+    reference = _flat({"module": one["module"], "optimizers": one["optimizers"]})
+    for rank in ranks:
+        got = _flat({"module": rank["module"], "optimizers": rank["optimizers"]})
+        assert got.keys() == reference.keys()
+        for key, value in reference.items():
+            torch.testing.assert_close(got[key].double(), value.double(), rtol=0, atol=1e-5, msg=key)
+    start = _flat(_initial(case))
+    moved = [k for k, v in start.items() if not torch.equal(v, reference[f"/module{k}"])]
+    assert moved  # the fit changed the weights: the comparison is not between two untouched inits
+    # Rank 0 and rank 1 hold bit-identical weights and optimizer states.
+    a, b = (_flat({"m": r["module"], "o": r["optimizers"]}) for r in ranks)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _initial(case: str) -> dict:
+    from ddp_cases import build
+
+    module, _ = build(case, B, 1)
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def test_one_reduction_per_optimizer_step(tmp_path: Path) -> None:
+    """n_critic 3 over 5 steps: 5 D steps + 1 G step (step 3; G steps at steps 2 and 5 → 2) = 7 optimizer steps,
+    each one bucket (these nets are far below 25 MB): exactly 7 all-reduces, nothing else from the strategy."""
+    assert run_forked_ranks(fit_worker, 2, "n_critic_3", B, str(tmp_path)) == [0, 0]
+    state = torch.load(tmp_path / "n_critic_3-w2-rank0.pt", weights_only=False)
+    d_steps = int(state["optimizers"][1]["state"][0]["step"])
+    g_steps = int(state["optimizers"][0]["state"][0]["step"])
+    assert (d_steps, g_steps) == (STEPS, STEPS // 3)
+    assert state["collectives"] == d_steps + g_steps
+
+
+def test_buckets_cap_order_and_dtype() -> None:
+    tensors = [torch.zeros(10), torch.zeros(10), torch.zeros(30), torch.zeros(5, dtype=torch.float64)]
+    buckets = _buckets(tensors, cap_bytes=100)  # 25 float32 values
+    sizes = [[t.numel() for t in b] for b in buckets]
+    assert sizes == [[5], [30], [10, 10]]  # reversed, a dtype change starts a bucket, an oversized tensor alone
+
+
+@pytest.mark.parametrize(
+    ("name", "mapped"),
+    [
+        ("ddp", "gan_ddp"),
+        ("ddp_spawn", "gan_ddp_spawn"),
+        ("ddp_fork_find_unused_parameters_false", "gan_ddp_fork"),
+        ("ddp_notebook", "gan_ddp_notebook"),
+        ("gan_ddp", "gan_ddp"),
+        ("fsdp", None),
+        ("deepspeed_stage_2", None),
+    ],
+)
+def test_lightning_ddp_names_map_to_gan_ddp(name: str, mapped: str | None) -> None:
+    assert gan_strategy_for(name) == mapped
+
+
+def test_ddp_wrapper_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="does not wrap the model in DistributedDataParallel"):
+        GANDDPStrategy(static_graph=True)
