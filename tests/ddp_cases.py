@@ -15,6 +15,7 @@ the optimizer states.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -28,7 +29,7 @@ from lightning_gans.models import GAN, CycleGAN
 from lightning_gans.models.options import Regularisers, Schedule
 from lightning_gans.networks import MLPDiscriminator, MLPGenerator
 
-STEPS = int(os.environ.get("DDP_CASE_STEPS", "5"))
+STEPS = 5
 LATENT = 4
 
 
@@ -119,9 +120,11 @@ def _loader(dataset: Dataset, batch: int, world: int, rank: int) -> DataLoader:
     return DataLoader(dataset, batch_size=batch, sampler=sampler)
 
 
-def build(case: str, batch: int, world: int, rank: int = 0) -> tuple[pl.LightningModule, DataLoader]:
-    """The module and the loader of one process: ``batch`` samples per rank and step."""
-    n = STEPS * batch * world
+def build(
+    case: str, batch: int, world: int, rank: int = 0, steps: int = STEPS
+) -> tuple[pl.LightningModule, DataLoader]:
+    """The module and the loader of one process: ``batch`` samples per rank and step, ``steps`` steps."""
+    n = steps * batch * world
     if case == "cyclegan":
         return _cyclegan(), _loader(_Pairs(n), batch, world, rank)
     g = torch.Generator().manual_seed(0)
@@ -159,3 +162,115 @@ def fit_worker(rank: int, world: int, port: int, case: str, batch: int, out: str
         "collectives": getattr(trainer.strategy, "collectives", 0),
     }
     torch.save(state, Path(out) / f"{case}-w{world}-rank{rank}.pt")
+
+
+# ---------------------------------------------------------------------------------------------- guard and syncs
+class PoisonRankOne(pl.Callback):
+    """NaN real data on rank 1 only, in the batch of GAN step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_rank == 1 and trainer.global_step == self.step:
+            batch[0].fill_(float("nan"))
+
+
+def guard_worker(rank: int, world: int, port: int, out: str, checkpoint_every: int) -> None:
+    """12 steps with NaN on rank 1 at step 5, checks every 4 steps; ``checkpoint_every`` > 0 saves that often.
+    Writes the error message and the step training stopped at (or "finished")."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from lightning_gans.errors import NonFiniteLossError
+
+    torch.set_num_threads(1)
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+    os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+    module, loader = build("alternating", 4, world, rank, steps=12)
+    callbacks: list[pl.Callback] = [PoisonRankOne(5)]
+    if checkpoint_every:
+        ckpt_dir = Path(out) / "ckpt"
+        callbacks.append(ModelCheckpoint(ckpt_dir, "{step}", every_n_train_steps=checkpoint_every, save_top_k=-1))
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=world,
+        strategy="gan_ddp",
+        max_steps=12,
+        log_every_n_steps=4,
+        logger=False,
+        enable_checkpointing=bool(checkpoint_every),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=out,
+        use_distributed_sampler=False,
+        callbacks=callbacks,
+    )
+    try:
+        trainer.fit(module, loader)
+        result = "finished"
+    except NonFiniteLossError as error:
+        result = f"{trainer.global_step}|{error}"
+    (Path(out) / f"guard-rank{rank}.txt").write_text(result)
+
+
+class SyncCounter(pl.Callback):
+    """Per training batch: torch.distributed calls and host reads of tensor values (``item``, ``tolist``, bool,
+    float, int; recorded as ``name@calling file``) made between the batch's start and its end."""
+
+    NAMES = ("all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter", "barrier")
+    NAMES += ("broadcast_object_list", "all_gather_object", "gather", "scatter", "reduce")
+    READS = ("item", "tolist", "__bool__", "__float__", "__int__")
+
+    def __init__(self) -> None:
+        self.active = False
+        self.rows: list[dict] = []
+        self._now: dict = {}
+        import torch.distributed as dist
+
+        for name in self.NAMES:
+            self._wrap(dist, name, "collectives")
+        for name in self.READS:
+            self._wrap(torch.Tensor, name, "reads")
+
+    def _wrap(self, owner, name: str, kind: str) -> None:
+        original = getattr(owner, name)
+
+        def counted(*args, **kwargs):
+            if self.active:
+                caller = sys._getframe(1).f_code.co_filename
+                self._now.setdefault(kind, []).append(name if kind == "collectives" else f"{name}@{caller}")
+            return original(*args, **kwargs)
+
+        setattr(owner, name, counted)
+
+    def on_train_batch_start(self, trainer, *args):
+        self._now, self.active = {}, True
+
+    def on_train_batch_end(self, trainer, *args):
+        self.active = False
+        self.rows.append({"step": trainer.global_step, **self._now})
+
+
+def sync_worker(rank: int, world: int, port: int, out: str) -> None:
+    """12 alternating steps with logging every 4 steps; writes the per-batch counts of rank ``rank``."""
+    torch.set_num_threads(1)
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+    os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+    module, loader = build("alternating", 4, world, rank, steps=12)
+    counter = SyncCounter()
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=world,
+        strategy="gan_ddp",
+        max_steps=12,
+        log_every_n_steps=4,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=out,
+        use_distributed_sampler=False,
+        callbacks=[counter],
+    )
+    trainer.fit(module, loader)
+    torch.save(counter.rows, Path(out) / f"syncs-rank{rank}.pt")

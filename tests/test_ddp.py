@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_cases import CASES, STEPS, fit_worker
+from ddp_cases import CASES, STEPS, fit_worker, guard_worker, sync_worker
 from gloo_ranks import run_forked_ranks
 
 from lightning_gans.strategies import GANDDPStrategy, _buckets, gan_strategy_for
@@ -90,3 +90,44 @@ def test_lightning_ddp_names_map_to_gan_ddp(name: str, mapped: str | None) -> No
 def test_ddp_wrapper_options_are_refused() -> None:
     with pytest.raises(ValueError, match="does not wrap the model in DistributedDataParallel"):
         GANDDPStrategy(static_graph=True)
+
+
+def _ranks(worker, *args) -> None:
+    assert run_forked_ranks(worker, 2, *args) == [0, 0]
+
+
+def test_no_collective_or_host_read_beyond_the_gradient_reduction_on_non_logging_steps(tmp_path: Path) -> None:
+    """12 alternating steps, logging every 4: a non-logging step issues exactly its two gradient all-reduces (D, G)
+    and the framework (lightning_gans, Lightning) reads no tensor value on the host. The reads that remain are the
+    test's own index-seeded noise and torch.optim's step counter, a CPU tensor on every device (no device sync)."""
+    _ranks(sync_worker, str(tmp_path))
+    for rank in (0, 1):
+        rows = torch.load(tmp_path / f"syncs-rank{rank}.pt")
+        assert [r["step"] for r in rows] == list(range(1, 13))
+        for row in rows:
+            logging = row["step"] % 4 == 0
+            if logging:  # the step values of the losses are reduced here, and the NaN flag is read
+                assert row["collectives"].count("all_reduce") > 2
+                continue
+            assert row["collectives"] == ["all_reduce", "all_reduce"], row
+            framework = [r for r in row.get("reads", []) if "lightning" in r.split("@")[1]]
+            assert framework == [], row
+            assert all(r.endswith(("ddp_cases.py", "optimizer.py")) for r in row.get("reads", [])), row
+
+
+@pytest.mark.parametrize("checkpoint_every", [0, 1])
+def test_nan_on_one_rank_stops_every_rank_and_never_reaches_a_checkpoint(tmp_path: Path, checkpoint_every: int) -> None:
+    """NaN on rank 1 only, in GAN step 5; checks every 4 steps. Without checkpoints both ranks stop at the next
+    check, in the 8th batch (global_step 8 when it raises); with a checkpoint every step, the save after step 5 is
+    refused: the last checkpoint written is the state before the bad update, and every value in it is finite."""
+    _ranks(guard_worker, str(tmp_path), checkpoint_every)
+    results = [(tmp_path / f"guard-rank{r}.txt").read_text().split("|", 1) for r in (0, 1)]
+    stopped = {int(step) for step, _ in results}
+    assert all("Non-finite loss at GAN step 5 " in message for _, message in results)
+    assert stopped == ({8} if not checkpoint_every else {6})
+    if checkpoint_every:
+        written = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+        assert written == [f"step={s}.ckpt" for s in range(1, 6)]
+        for path in (tmp_path / "ckpt").iterdir():
+            state = torch.load(path, weights_only=False)["state_dict"]
+            assert all(torch.isfinite(v).all() for v in state.values()), path.name

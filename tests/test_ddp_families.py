@@ -1,0 +1,109 @@
+"""2-process CPU (gloo) fits through the CLI, one experiment per model family: ``gan_ddp`` keeps the ranks' weights
+bit-identical whatever the family's update does — shared-weight optimizers (SGAN), the double backward of a
+gradient penalty (WGAN-GP, ProGAN), weight clipping (WGAN), four networks (CycleGAN, DiscoGAN), a D-accuracy gate
+reduced over ranks (3D-GAN), EMA of G (DCGAN recommended), progressive growth (ProGAN).
+
+The plain GAN (``gan_mnist``) and ``dcgan_mnist`` are covered by
+``test_training.py::test_ddp_two_processes_keep_parameters_identical``; the exactness of the averaged gradients
+against one process by ``test_ddp.py``. Each case here costs one 2-process CLI start (~10-20 s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lightning_gans.cli import RUN_DIR_ENV
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 3
+SYNC_CHECK = "--trainer.callbacks+=lightning_gans.callbacks.ParameterSyncCheck"
+# ProGAN grows from 4×4 within the fit: images_shown counts both ranks (2 × 8 per step), so step 0 trains 4×4,
+# step 1 starts the 8×8 fade-in (α 0), step 2 trains at α 0.25, and the checkpoint after the third step holds α 0.5.
+# No batch_sizes: refused under DDP.
+GROWTH = (
+    '--trainer.callbacks+={"class_path": "lightning_gans.callbacks.ProgressiveGrowing", '
+    '"init_args": {"images_per_phase": 16, "fade_in_images": 64}}'
+)
+
+# family id → (experiment, per-rank batch, extra flags). Batches: ≥ 2 for BatchNorm in train mode, a multiple of
+# ProGAN's minibatch-stddev group (4), within each rank's share of the factory data with drop_last.
+FAMILIES = {
+    "dcgan_ema": ("dcgan_mnist_recommended", 8, []),
+    "cgan": ("cgan_mnist", 8, []),
+    # 2 batches per epoch: the epoch-end validation (test_accuracy, sync_dist) runs at step 2, and Lightning's
+    # sanity check before the fit; both under DDP.
+    "sgan": ("sgan_mnist", 8, ["--data.batches_per_epoch=2"]),
+    "wgan_gp": ("wgan_gp_mnist", 8, []),
+    "wgan_clip": ("wgan_mnist", 8, []),
+    "progan": ("progan_mnist", 8, [GROWTH]),
+    "cyclegan": ("cyclegan_mnist_edges", 4, []),
+    "discogan": ("discogan_mnist_edges", 4, []),
+    # 20 shapes: 10 per rank, 2 batches of 4 (drop_last). A gate D passes at once: D steps at step 0 (no accuracy
+    # yet), then only measures (no grad) on the counts summed over both ranks, while G keeps stepping.
+    "gan3d": ("gan3d_shapes32", 4, ["--model.d_accuracy_gate=0.01"]),
+    "age_cgan": ("age_cgan_synthetic", 2, []),  # 14 usable faces: 7 per rank
+    "srgan": ("srgan_mnist", 4, []),
+}
+
+
+def _rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize(("experiment", "batch", "extra"), FAMILIES.values(), ids=FAMILIES.keys())
+def test_two_process_fit_keeps_ranks_identical(
+    data_root: Path, tmp_path: Path, experiment: str, batch: int, extra: list[str]
+) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LIGHTNING_GANS_DATA": str(data_root)}
+    for name in (RUN_DIR_ENV, "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK"):
+        env.pop(name, None)  # a clean launch: Lightning starts the second process and picks a free port
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightning_gans.cli",
+        "fit",
+        "--config",
+        str(REPO / "experiments" / f"{experiment}.yaml"),
+        "--runs_dir",
+        str(tmp_path),
+        "--wandb.mode=disabled",
+        "--trainer.accelerator=cpu",
+        "--trainer.devices=2",
+        "--trainer.strategy=ddp",
+        f"--trainer.max_steps={STEPS}",
+        "--trainer.max_epochs=-1",
+        "--trainer.enable_progress_bar=false",
+        f"--data.batch_size={batch}",
+        "--trainer.callbacks=[]",  # quality callbacks need real-size test sets; renders and grids are not tested
+        SYNC_CHECK,
+        *extra,
+    ]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    print(f"{experiment}: {time.monotonic() - start:.1f} s")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (run,) = sorted((tmp_path / experiment).iterdir())
+    rows = _rows(run)
+    check = next(r for r in rows if r.get("kind") == "ddp_sync_check")
+    digests, rng = check["rank_parameter_sha256"], check["rank_rng_sha256"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert rng[0] != rng[1]  # each rank drew its own noise
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
+    assert ckpt["global_step"] == STEPS
+    assert "strategy 'ddp' → 'gan_ddp'" in proc.stderr + proc.stdout
+    if experiment == "sgan_mnist":  # the epoch-end validation ran and its reduced accuracy was logged
+        assert any("test_accuracy" in r for r in rows if r.get("kind") == "train_epoch")
+    if experiment == "gan3d_shapes32":  # epoch 0 = steps 0 (D updated) and 1 (gate closed), epoch 1 = step 2
+        assert [r["d_updated"] for r in rows if r.get("kind") == "train_epoch"] == [0.5, 0.0]
+    if experiment == "progan_mnist":  # the fit grew: the checkpoint is mid-way through the 8×8 fade-in
+        state = ckpt["state_dict"]
+        assert int(state["images_shown"]) == 2 * batch * STEPS
+        assert int(state["resolution_level"]) == 1 and float(state["fade_in_alpha"]) == 0.5
