@@ -32,6 +32,7 @@ def _srun(tmp: Path, port: int, *extra: str) -> list[subprocess.CompletedProcess
     scontrol.write_text(f'#!/bin/sh\necho "$@" >> {tmp / "scontrol.log"}\n')
     scontrol.chmod(0o755)
     cmd = [sys.executable, "-m", "lightning_gans.cli", "fit", "--config", str(REPO / "experiments/toy_grid.yaml")]
+    cmd += ["--config", str(REPO / "experiments/trainer/slurm.yaml")]  # the documented piece
     cmd += ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.num_nodes=1", "--wandb.mode=disabled"]
     cmd += ["--trainer.enable_progress_bar=false", "--trainer.max_steps=12", "--trainer.max_epochs=-1"]
     cmd += ["--trainer.log_every_n_steps=2", "--trainer.callbacks=[]", "--runs_dir", str(tmp / "runs"), *extra]
