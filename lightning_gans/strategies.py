@@ -4,7 +4,7 @@ Why not ``DistributedDataParallel``: a GAN step runs several backward passes per
 network (D's update leaves G unused, G's update leaves D's parameters frozen), takes gradients with
 ``torch.autograd.grad`` (the simultaneous update, the gradient penalty, R1) and, in SGAN, steps two optimizers
 on shared weights. DDP's reducer expects every parameter to receive a gradient in every backward; the usual
-workaround (``find_unused_parameters``) walks the autograd graph after every backward and still cannot serve
+workaround (DDP's unused-parameter search) walks the autograd graph after every backward and still cannot serve
 ``autograd.grad``. Wrapping each network in its own DDP (one wrapper per G, D, the four CycleGAN networks, the
 Age-cGAN encoder) trades that for one wrapper per network and the same problem inside each network whenever a
 penalty differentiates through it twice.
@@ -33,6 +33,7 @@ started), ``gan_ddp_spawn``, ``gan_ddp_fork`` and ``gan_ddp_notebook`` (start me
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -41,20 +42,23 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 
+from lightning_gans.errors import ConfigError
+
 GAN_STRATEGIES = {"gan_ddp": "popen", "gan_ddp_spawn": "spawn", "gan_ddp_fork": "fork", "gan_ddp_notebook": "fork"}
 DEFAULT_BUCKET_CAP_MB = 25.0  # DDP's default
 
 
 def gan_strategy_for(name: str) -> str | None:
     """The ``gan_ddp*`` name that replaces a Lightning DDP strategy name (``ddp`` → ``gan_ddp``, ``ddp_spawn`` →
-    ``gan_ddp_spawn``, also their ``find_unused_parameters`` variants), or None for any other name."""
+    ``gan_ddp_spawn``, also their unused-parameter variants), or None for any other name."""
     if name in GAN_STRATEGIES:
         return name
     if not name.startswith("ddp"):
         return None
-    start = name.split("_find_unused")[0]  # "ddp", "ddp_spawn", "ddp_fork", "ddp_notebook"
-    candidate = "gan_" + start
-    return candidate if candidate in GAN_STRATEGIES else None
+    for start in ("ddp_notebook", "ddp_spawn", "ddp_fork", "ddp"):  # the start-method prefix of Lightning's names
+        if name == start or name.startswith(start + "_find_"):
+            return "gan_" + start
+    return None
 
 
 class GANDDPStrategy(DDPStrategy):
@@ -62,14 +66,14 @@ class GANDDPStrategy(DDPStrategy):
 
     ``bucket_cap_mb`` bounds each flattened all-reduce (DDP's default 25 MB). Everything else (launch, process
     group, cluster environments, ``sync_batchnorm``, samplers, checkpoint I/O on rank 0) is Lightning's
-    ``DDPStrategy``. The DDP-wrapper options of ``DDPStrategy`` (``find_unused_parameters``, ``static_graph``, comm
-    hooks) are refused: there is no wrapper for them to configure.
+    ``DDPStrategy``. The options ``DDPStrategy`` hands to the DDP wrapper (its ``**kwargs``: the unused-parameter
+    search, ``static_graph``, …; comm hooks, model averaging) are refused: there is no wrapper to configure.
     """
 
     strategy_name = "gan_ddp"
 
     def __init__(self, *args: Any, bucket_cap_mb: float = DEFAULT_BUCKET_CAP_MB, **kwargs: Any) -> None:
-        wrapper_options = sorted(k for k in kwargs if k in _DDP_WRAPPER_OPTIONS)
+        wrapper_options = sorted(k for k in kwargs if k not in _STRATEGY_OPTIONS or k in _HOOK_OPTIONS and kwargs[k])
         if wrapper_options:
             raise ValueError(
                 f"GANDDPStrategy does not wrap the model in DistributedDataParallel, so {wrapper_options} do not "
@@ -82,6 +86,14 @@ class GANDDPStrategy(DDPStrategy):
         self.collectives = 0  # all-reduce calls issued by reduce_gradients (read by benchmarks/bench_ddp.py)
 
     # ------------------------------------------------------------------ no wrapper
+    def setup(self, trainer: pl.Trainer) -> None:
+        if self._layer_sync is not None and self.root_device.type == "cpu":
+            raise ConfigError(
+                "--trainer.sync_batchnorm=true needs GPUs (torch's SyncBatchNorm runs on CUDA only): drop it for CPU "
+                "runs; each rank then normalises with its own batch statistics"
+            )
+        super().setup(trainer)
+
     def configure_ddp(self) -> None:
         """Instead of wrapping: every rank starts from rank 0's parameters and buffers (DDP's constructor does
         the same broadcast)."""
@@ -149,16 +161,9 @@ class GANDDPStrategy(DDPStrategy):
             )
 
 
-_DDP_WRAPPER_OPTIONS = {
-    "find_unused_parameters",
-    "static_graph",
-    "ddp_comm_state",
-    "ddp_comm_hook",
-    "ddp_comm_wrapper",
-    "model_averaging_period",
-    "gradient_as_bucket_view",
-    "broadcast_buffers",
-}
+# DDPStrategy's own options (launch, process group, plugins); everything else it would pass to the DDP wrapper.
+_STRATEGY_OPTIONS = set(inspect.signature(DDPStrategy.__init__).parameters) - {"self", "kwargs"}
+_HOOK_OPTIONS = {"ddp_comm_state", "ddp_comm_hook", "ddp_comm_wrapper", "model_averaging_period"}
 
 
 def _buckets(tensors: Sequence[torch.Tensor], cap_bytes: int) -> list[list[torch.Tensor]]:

@@ -131,3 +131,17 @@ def test_nan_on_one_rank_stops_every_rank_and_never_reaches_a_checkpoint(tmp_pat
         for path in (tmp_path / "ckpt").iterdir():
             state = torch.load(path, weights_only=False)["state_dict"]
             assert all(torch.isfinite(v).all() for v in state.values()), path.name
+
+
+def test_sync_batchnorm_on_cpu_is_one_clear_error(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+    from toy_training import toy_loader, toy_module
+
+    from lightning_gans.errors import ConfigError
+
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, strategy="gan_ddp", sync_batchnorm=True, logger=False, max_steps=1,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="sync_batchnorm=true needs GPUs"):
+        trainer.fit(toy_module(), toy_loader(2))
