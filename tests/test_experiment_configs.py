@@ -128,7 +128,8 @@ def test_stacked_config_flags_equal_the_overlay(overlay: str, base: str, env: No
 
 def test_trainer_piece_stacks_on_an_experiment(env: None) -> None:
     values = resolved(EXPERIMENTS / "gan_mnist.yaml", EXPERIMENTS / "trainer" / "ddp_cpu.yaml")
-    assert (values["trainer.accelerator"], values["trainer.devices"], values["trainer.strategy"]) == ("cpu", 2, "gan_ddp")
+    trainer = (values["trainer.accelerator"], values["trainer.devices"], values["trainer.strategy"])
+    assert trainer == ("cpu", 2, "gan_ddp")
     changed = {line.split(":")[0] for line in _diff(resolved(EXPERIMENTS / "gan_mnist.yaml"), values)}
     assert changed == {"trainer.accelerator", "trainer.devices", "trainer.strategy"}
 
