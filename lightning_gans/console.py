@@ -28,6 +28,12 @@ WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
         "raised inside Lightning's own _pytree helper under torch >= 2.9; nothing to change on our side",
     ),
     (
+        r"It is recommended to use `self.log\('[^']+/[^']+', \.\.\., sync_dist=True\)`",
+        Warning,
+        "namespaced metrics (fid/…, is/…, toy/…) come from evaluation callbacks that reduce them exactly across "
+        "ranks themselves and log the global value with sync_dist=False; Lightning cannot know",
+    ),
+    (
         "The anonymous setting has no effect",
         Warning,
         "Lightning's WandbLogger always passes anonymous=None to wandb.init (wandb >= 0.2x deprecates it)",
