@@ -25,12 +25,12 @@ from lightning_gans.cli import RUN_DIR_ENV
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 3
 SYNC_CHECK = "--trainer.callbacks+=lightning_gans.callbacks.ParameterSyncCheck"
-# ProGAN grows from 4×4 within the fit: images_shown counts both ranks (2 × 8 per step), so step 0 trains 4×4,
-# step 1 starts the 8×8 fade-in (α 0), step 2 trains at α 0.25, and the checkpoint after the third step holds α 0.5.
-# No batch_sizes: refused under DDP.
+# ProGAN grows from 4×4 within the fit, with per-resolution batch sizes (per process): images_shown counts both
+# ranks, so step 0 trains 4×4 on 2 × 8 images, steps 1 and 2 fade 8×8 in on 2 × 4 each, and the checkpoint after
+# the third step holds 32 images, α = (32 − 16) / 64 = 0.25.
 GROWTH = (
     '--trainer.callbacks+={"class_path": "lightning_gans.callbacks.ProgressiveGrowing", '
-    '"init_args": {"images_per_phase": 16, "fade_in_images": 64}}'
+    '"init_args": {"images_per_phase": 16, "fade_in_images": 64, "batch_sizes": {"4": 8, "8": 4}}}'
 )
 
 # family id → (experiment, per-rank batch, extra flags). Batches: ≥ 2 for BatchNorm in train mode, a multiple of
@@ -105,5 +105,5 @@ def test_two_process_fit_keeps_ranks_identical(
         assert [r["d_updated"] for r in rows if r.get("kind") == "train_epoch"] == [0.5, 0.0]
     if experiment == "progan_mnist":  # the fit grew: the checkpoint is mid-way through the 8×8 fade-in
         state = ckpt["state_dict"]
-        assert int(state["images_shown"]) == 2 * batch * STEPS
-        assert int(state["resolution_level"]) == 1 and float(state["fade_in_alpha"]) == 0.5
+        assert int(state["images_shown"]) == 2 * 8 + 2 * 2 * 4
+        assert int(state["resolution_level"]) == 1 and float(state["fade_in_alpha"]) == 0.25

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from toy_training import bare_trainer
 
 from lightning_gans.callbacks import ProgressiveGrowing
-from lightning_gans.callbacks.progressive import ScheduledBatchSampler, growth_at, images_to_reach
+from lightning_gans.callbacks.progressive import Permutation, ScheduledBatchSampler, growth_at, images_to_reach
 from lightning_gans.models import ProGAN
 from lightning_gans.networks import ProGANDiscriminator, ProGANGenerator
 from lightning_gans.networks.blocks import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
@@ -153,7 +153,7 @@ def test_growth_schedule_values() -> None:
         assert got[0] == level and got[1] == pytest.approx(alpha), images
     assert images_to_reach(3, 100, 50) == 450 and growth_at(450, 3, 100, 50) == (3, 1.0)
     sizes = iter([2, 2, 3, 3, 3])
-    batches = list(iter(ScheduledBatchSampler(10, lambda: next(sizes), shuffle=False)))
+    batches = list(iter(ScheduledBatchSampler(Permutation(10, shuffle=False), lambda: next(sizes))))
     assert batches == [[0, 1], [2, 3], [4, 5, 6], [7, 8, 9]]  # the size is read at every batch
     with pytest.raises(ValueError, match="batch_sizes"):
         ProgressiveGrowing(images_per_phase=10, batch_sizes={6: 4})
@@ -213,3 +213,56 @@ def test_schedule_grows_to_target_with_batch_size_per_resolution_and_resumes_mid
     assert rec2.seen == [(16, 4)] * 3
     assert trainer2.global_step == 14
     assert (int(resumed.images_shown), resumed.level, resumed.alpha) == (64, 2, 1.0)
+
+
+# ------------------------------------------------------------------------------------------------ DDP
+def _ddp_progan_worker(rank: int, world: int, port: int, out: str) -> None:
+    """One rank of a 2-process ``gan_ddp`` fit with per-resolution batch sizes; saves its batches and weights."""
+    import os
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world))
+    os.environ.update(NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+    g, d = _nets()
+    model = ProGAN(g, d, latent_dim=8)
+    data = _Images()
+    images = data.images
+    data.train_dataloader = lambda: DataLoader(
+        TensorDataset(images, torch.arange(len(images))), batch_size=8, shuffle=True
+    )
+    seen: list[tuple[int, int, list[int], int]] = []
+
+    class Batches(pl.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen.append((pl_module.current_resolution, batch[0].shape[0], batch[1].tolist(), trainer.current_epoch))
+
+    growing = ProgressiveGrowing(images_per_phase=16, batch_sizes={4: 8, 8: 4})
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=world, strategy="gan_ddp", max_steps=8, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=out, callbacks=[growing, Batches()],
+        reload_dataloaders_every_n_epochs=1,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save({"seen": seen, "state": state, "images_shown": int(model.images_shown)}, Path(out) / f"rank{rank}.pt")
+
+
+def test_per_resolution_batch_sizes_under_ddp_are_per_process_on_disjoint_shards(tmp_path: Path) -> None:
+    """2 ranks, batch sizes {4: 8, 8: 4} per process, phases of 16 images: the first step trains 2 × 8 = 16 images
+    at 4 px (the whole first phase), then every step 2 × 4: 8 px fades in and stabilises over 32 images (4 steps), then
+    16 px. Each rank reads its own shard: within an epoch (96 images, 48 per rank) no index is read twice or by both
+    ranks, and both end with identical weights."""
+    from gloo_ranks import run_forked_ranks
+
+    assert run_forked_ranks(_ddp_progan_worker, 2, str(tmp_path)) == [0, 0]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
+    for rank in ranks:
+        assert [(res, size) for res, size, _, _ in rank["seen"]] == [(4, 8)] + [(8, 4)] * 4 + [(16, 4)] * 3
+        assert rank["images_shown"] == 16 + 7 * 8  # all ranks' images
+    epochs = {e for *_, e in ranks[0]["seen"]}
+    assert epochs == {0, 1}  # an epoch is as many batches as the length at its start (48 / 8 = 6)
+    for epoch in epochs:
+        reads = [[i for *_, idx, e in r["seen"] if e == epoch for i in idx] for r in ranks]
+        assert all(len(r) == len(set(r)) for r in reads)  # each rank: one pass over its shard
+        assert not set(reads[0]) & set(reads[1])  # the shards are disjoint
+    assert all(torch.equal(v, ranks[1]["state"][k]) for k, v in ranks[0]["state"].items())

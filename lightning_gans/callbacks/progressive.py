@@ -17,11 +17,16 @@ wraps the datamodule's ``train_dataloader`` so the loader draws its batches thro
 alignment is needed; the change takes effect within two batches of a resolution switch (Lightning prefetches
 one batch), and ``images_shown`` always counts the real sizes. An epoch stays one shuffled pass over the data
 (``reload_dataloaders_every_n_epochs: 1`` lets Lightning re-read its length after the batch size changed).
+
+Under DDP the batch sizes are **per process**, like ``--data.batch_size``: with W processes a step trains on W ×
+the listed size, and ``images_shown`` counts all of them. Lightning gives the sampler its ``DistributedSampler``,
+so each rank reads its own shard of every epoch.
 Real images come at full size and the model pools them to the current resolution (see ``models/progan.py``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -52,25 +57,51 @@ def images_to_reach(level: int, images_per_phase: int, fade_in_images: int) -> i
     return level * (fade_in_images + images_per_phase)
 
 
-class ScheduledBatchSampler(Sampler[list[int]]):
-    """One shuffled pass over ``range(n)`` per epoch, in batches of ``batch_size()`` read at every batch."""
+class Permutation(Sampler[int]):
+    """``range(n)``, shuffled by the global torch RNG at every pass when ``shuffle`` (a resumed run that restores the
+    RNG state draws the same order)."""
 
-    def __init__(self, n: int, batch_size: Callable[[], int], shuffle: bool = True, drop_last: bool = False) -> None:
-        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+    def __init__(self, n: int, shuffle: bool = True) -> None:
+        self.n, self.shuffle = n, shuffle
+
+    def __iter__(self) -> Iterator[int]:
+        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
+        return iter(order.tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class ScheduledBatchSampler(Sampler[list[int]]):
+    """Batches of ``batch_size()`` indices (read at every batch) drawn from ``sampler``: one pass per epoch.
+
+    The signature is the one Lightning re-instantiates a batch sampler with, ``(sampler, batch_size, drop_last)``:
+    under DDP Lightning swaps ``sampler`` for its ``DistributedSampler`` (each rank its own shard, padded to equal
+    length, reshuffled by ``set_epoch``), so every rank reads a disjoint shard at the current batch size and all
+    ranks make the same number of batches.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: Callable[[], int], drop_last: bool = False) -> None:
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
-        start = 0
-        while start < self.n:
+        indices = iter(self.sampler)
+        while True:
             size = self.batch_size()
-            if self.drop_last and start + size > self.n:
+            batch = list(itertools.islice(indices, size))
+            if not batch or (self.drop_last and len(batch) < size):
                 return
-            yield order[start : start + size].tolist()
-            start += size
+            yield batch
 
     def __len__(self) -> int:
         size = self.batch_size()
-        return self.n // size if self.drop_last else math.ceil(self.n / size)
+        n = len(self.sampler)
+        return n // size if self.drop_last else math.ceil(n / size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this every epoch; the distributed sampler needs it to reshuffle."""
+        if callable(getattr(self.sampler, "set_epoch", None)):
+            self.sampler.set_epoch(epoch)
 
 
 class ProgressiveGrowing(Callback):
@@ -125,11 +156,6 @@ class ProgressiveGrowing(Callback):
         datamodule = trainer.datamodule
         if datamodule is None:
             raise ValueError("ProgressiveGrowing.batch_sizes needs a datamodule (it re-batches its train_dataloader)")
-        if trainer.world_size > 1:
-            raise ValueError(
-                "ProgressiveGrowing.batch_sizes (per-resolution batch sizes) is not supported under DDP: drop "
-                "batch_sizes and set the datamodule's batch_size, or train on one device"
-            )
         self._default_batch_size = getattr(datamodule, "batch_size", None)
         original = datamodule.train_dataloader
         if getattr(original, "_progressive", False):
@@ -141,7 +167,8 @@ class ProgressiveGrowing(Callback):
                 raise ValueError("ProgressiveGrowing.batch_sizes needs one DataLoader over a map-style dataset")
             shuffle = not isinstance(loader.sampler, torch.utils.data.SequentialSampler)
             drop_last = bool(getattr(loader, "drop_last", False))
-            sampler = ScheduledBatchSampler(len(loader.dataset), self.current_batch_size, shuffle, drop_last)
+            order = Permutation(len(loader.dataset), shuffle)  # under DDP Lightning replaces it with its shard
+            sampler = ScheduledBatchSampler(order, self.current_batch_size, drop_last)
             return DataLoader(
                 loader.dataset,
                 batch_sampler=sampler,
