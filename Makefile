@@ -12,7 +12,7 @@ export LIGHTNING_GANS_DATA := $(DATA_DIR)
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality compare extractor lint format clean
+.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality bench-ddp compare extractor lint format clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ bench: bench-step bench-fid ## all benchmarks (prints tables; real MNIST under D
 
 bench-step: $(STAMP) ## per-step time of DCGAN in lightning-gans vs a plain PyTorch loop
 	$(PY) benchmarks/bench_step.py $(ARGS)
+
+# Real MNIST under DATA_DIR; ~10 min on 2 cores. The old path runs from a git worktree of a0813fa under /tmp.
+bench-ddp: $(STAMP) ## 2-process gloo step time and collectives: old find-unused path vs gan_ddp vs 1 process
+	$(PY) benchmarks/bench_ddp.py --data_dir $(DATA_DIR) $(ARGS)
 
 bench-toy: $(STAMP) ## toy GAN mode coverage per loss × dataset (ring8, grid25) × seeds: ARGS="--seeds 1"
 	$(PY) benchmarks/bench_toy.py $(ARGS)

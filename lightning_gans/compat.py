@@ -14,7 +14,9 @@ Written against Lightning 2.6 (``TESTED_WITH``). Bottom layer: imports only Ligh
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+import signal
+import threading
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import lightning
@@ -26,6 +28,7 @@ __all__ = [
     "TESTED_WITH",
     "LightningInternalsMoved",
     "attached_trainer",
+    "defer_sigterm",
     "hpc_checkpoint_path",
     "is_logging_step",
     "built_by_cli",
@@ -109,6 +112,21 @@ def hpc_checkpoint_path(trainer: pl.Trainer) -> str:
         return connector.hpc_save_path(trainer.default_root_dir)
     except AttributeError as error:
         raise _moved("trainer._checkpoint_connector.hpc_save_path", error) from error
+
+
+def defer_sigterm(trainer: pl.Trainer, replacement: Callable[[], None]) -> None:
+    """Take SIGTERM out of Lightning 2.6's collectives under DDP: its epoch loop broadcasts rank 0's SIGTERM flag
+    before every batch (a collective and a ``.item()`` host sync per step) and its SIGTERM handler broadcasts from
+    inside the handler. Here the loop calls ``replacement`` instead, and SIGTERM only sets the trainer's
+    ``received_sigterm`` flag (``replacement`` decides what to do with it). Call after Lightning registered its
+    handlers (``Strategy.setup``); Lightning restores the original handlers at teardown."""
+    loop = trainer.fit_loop.epoch_loop
+    connector = getattr(trainer, "_signal_connector", None)
+    if not callable(getattr(loop, "_broadcast_sigterm_tensor", None)) or connector is None:
+        raise _moved("epoch_loop._broadcast_sigterm_tensor / trainer._signal_connector", AttributeError("not found"))
+    loop._broadcast_sigterm_tensor = replacement
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, frame: setattr(connector, "received_sigterm", True))
 
 
 def is_logging_step(trainer: pl.Trainer) -> bool:

@@ -42,6 +42,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 
+from lightning_gans.compat import defer_sigterm
 from lightning_gans.errors import ConfigError
 
 GAN_STRATEGIES = {"gan_ddp": "popen", "gan_ddp_spawn": "spawn", "gan_ddp_fork": "fork", "gan_ddp_notebook": "fork"}
@@ -93,6 +94,15 @@ class GANDDPStrategy(DDPStrategy):
                 "runs; each rank then normalises with its own batch statistics"
             )
         super().setup(trainer)
+        defer_sigterm(trainer, lambda: self._fold_sigterm(trainer))
+
+    @staticmethod
+    def _fold_sigterm(trainer: pl.Trainer) -> None:
+        """Instead of Lightning's per-batch broadcast of rank 0's SIGTERM flag: a rank that received SIGTERM asks to
+        stop through the control flags of the next gradient reduction (``request_stop``), no collective of its own."""
+        request = getattr(trainer.lightning_module, "request_stop", None)
+        if getattr(trainer, "received_sigterm", False) and callable(request):
+            request()
 
     def configure_ddp(self) -> None:
         """Instead of wrapping: every rank starts from rank 0's parameters and buffers (DDP's constructor does

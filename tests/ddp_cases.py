@@ -130,8 +130,6 @@ def build(
     g = torch.Generator().manual_seed(0)
     points = torch.randn(n, 2, generator=g) * 0.5 + 1.0
     module = _gan(case)
-    if case == "wgan_gp":
-        base_module._gradient_penalty = _indexed_penalty(module)  # a forked process: patched for this fit only
     return module, _loader(TensorDataset(points, torch.arange(n)), batch, world, rank)
 
 
@@ -142,6 +140,8 @@ def fit_worker(rank: int, world: int, port: int, case: str, batch: int, out: str
         env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
         os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
     module, loader = build(case, batch, world, rank)
+    if case == "wgan_gp":  # this forked process only
+        base_module._gradient_penalty = _indexed_penalty(module)
     trainer = pl.Trainer(
         accelerator="cpu",
         devices=world,
@@ -215,7 +215,8 @@ def guard_worker(rank: int, world: int, port: int, out: str, checkpoint_every: i
 
 class SyncCounter(pl.Callback):
     """Per training batch: torch.distributed calls and host reads of tensor values (``item``, ``tolist``, bool,
-    float, int; recorded as ``name@calling file``) made between the batch's start and its end."""
+    float, int; recorded as ``name@file:line``) from one batch start to the next: the step itself, the loop's work
+    after it (a logging step's metric conversion) and before the next batch (Lightning's per-batch checks)."""
 
     NAMES = ("all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter", "barrier")
     NAMES += ("broadcast_object_list", "all_gather_object", "gather", "scatter", "reduce")
@@ -237,18 +238,24 @@ class SyncCounter(pl.Callback):
 
         def counted(*args, **kwargs):
             if self.active:
-                caller = sys._getframe(1).f_code.co_filename
+                frame = sys._getframe(1)
+                caller = f"{frame.f_code.co_filename}:{frame.f_lineno}"
                 self._now.setdefault(kind, []).append(name if kind == "collectives" else f"{name}@{caller}")
             return original(*args, **kwargs)
 
         setattr(owner, name, counted)
 
     def on_train_batch_start(self, trainer, *args):
+        if self.active:
+            self.rows.append(self._now)
         self._now, self.active = {}, True
 
     def on_train_batch_end(self, trainer, *args):
+        self._now["step"] = trainer.global_step
+
+    def on_train_end(self, trainer, *args):
+        self.rows.append(self._now)
         self.active = False
-        self.rows.append({"step": trainer.global_step, **self._now})
 
 
 def sync_worker(rank: int, world: int, port: int, out: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,26 @@ def test_ddp_wrapper_options_are_refused() -> None:
         GANDDPStrategy(static_graph=True)
 
 
+def test_progress_bar_values_are_host_copies(tmp_path: Path) -> None:
+    """What Lightning re-reads after every batch must not live on the training device."""
+    import lightning.pytorch as pl
+    from toy_training import toy_loader, toy_module
+
+    module = toy_module()
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=1, max_steps=4, log_every_n_steps=2, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    seen = []
+    module.log_dict = lambda values, **kw: seen.append((values, kw))  # type: ignore[method-assign]
+    trainer.fit(module, toy_loader(4))
+    bars = [values for values, kw in seen if kw.get("prog_bar")]
+    assert len(bars) == 2 and all(set(b) == {"d", "g"} for b in bars)  # logging steps 2 and 4 only
+    assert all(v.device.type == "cpu" and not v.requires_grad for b in bars for v in b.values())
+    per_step = [kw for values, kw in seen if kw.get("on_step") and not kw.get("prog_bar")]
+    assert len(per_step) == 2 and all(kw["sync_dist"] for kw in per_step)  # step values: logging steps, reduced
+
+
 def _ranks(worker, *args) -> None:
     assert run_forked_ranks(worker, 2, *args) == [0, 0]
 
@@ -99,7 +120,9 @@ def _ranks(worker, *args) -> None:
 def test_no_collective_or_host_read_beyond_the_gradient_reduction_on_non_logging_steps(tmp_path: Path) -> None:
     """12 alternating steps, logging every 4: a non-logging step issues exactly its two gradient all-reduces (D, G)
     and the framework (lightning_gans, Lightning) reads no tensor value on the host. The reads that remain are the
-    test's own index-seeded noise and torch.optim's step counter, a CPU tensor on every device (no device sync)."""
+    test's own index-seeded noise and torch.optim's step counter, a CPU tensor on every device (no device sync).
+    Counted from one batch start to the next, so Lightning's own per-batch work is included (its SIGTERM broadcast
+    before every batch is replaced by the control flags: ``compat.defer_sigterm``)."""
     _ranks(sync_worker, str(tmp_path))
     for rank in (0, 1):
         rows = torch.load(tmp_path / f"syncs-rank{rank}.pt")
@@ -110,9 +133,13 @@ def test_no_collective_or_host_read_beyond_the_gradient_reduction_on_non_logging
                 assert row["collectives"].count("all_reduce") > 2
                 continue
             assert row["collectives"] == ["all_reduce", "all_reduce"], row
-            framework = [r for r in row.get("reads", []) if "lightning" in r.split("@")[1]]
+            # Lightning re-reads the progress-bar values after every batch (fabric/utilities/apply_func.py): GAN
+            # modules log them as host copies made on logging steps, so on a GPU that re-read touches no device.
+            framework = [r for r in row.get("reads", []) if "lightning" in r.split("@")[1] and "apply_func" not in r]
             assert framework == [], row
-            assert all(r.endswith(("ddp_cases.py", "optimizer.py")) for r in row.get("reads", [])), row
+            files = {r.split("@")[1].rsplit(":", 1)[0] for r in row.get("reads", [])}
+            allowed = ("ddp_cases.py", "torch/optim/optimizer.py", "fabric/utilities/apply_func.py")
+            assert all(f.endswith(allowed) for f in files), row
 
 
 @pytest.mark.parametrize("checkpoint_every", [0, 1])
@@ -143,5 +170,10 @@ def test_sync_batchnorm_on_cpu_is_one_clear_error(tmp_path: Path) -> None:
         accelerator="cpu", devices=1, strategy="gan_ddp", sync_batchnorm=True, logger=False, max_steps=1,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
     )  # fmt: skip
-    with pytest.raises(ConfigError, match="sync_batchnorm=true needs GPUs"):
-        trainer.fit(toy_module(), toy_loader(2))
+    saved = dict(os.environ)  # the strategy's cluster environment exports MASTER_PORT: keep it out of later tests
+    try:
+        with pytest.raises(ConfigError, match="sync_batchnorm=true needs GPUs"):
+            trainer.fit(toy_module(), toy_loader(2))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -78,7 +78,7 @@ class Preemption(Callback):
 
     # ------------------------------------------------------------------ act at a batch boundary
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if trainer.should_stop or not self._agreed(trainer, pl_module):
+        if self.saved is not None or not self._agreed(trainer, pl_module):
             return
         slurm = SLURMEnvironment.detect()
         path = hpc_checkpoint_path(trainer) if slurm else str(run_dir(trainer) / "checkpoints" / "preempted.ckpt")

@@ -77,22 +77,26 @@ class LoopMechanics:
         if self.generator_ema is not None and "g_loss" in logs:
             self._update_ema()
         self._log_losses(logs, self._batch_size(batch))
-        if trainer is None or is_logging_step(trainer):
-            self._check_control()
+        if (trainer is None or is_logging_step(trainer)) and self._check_control() and trainer is not None:
+            trainer.should_stop = True  # every rank agreed to stop (a preemption request): end after this step
         return logs
 
     def _log_losses(self, logs: dict[str, torch.Tensor], batch_size: int) -> None:
         """Epoch means of every loss term under its own name (``d_loss``; accumulated on the device, reduced over
-        the ranks once, at the epoch end) and, on logging steps only, the step values as ``<name>_step``
-        (reduced over the ranks then: the only collective of logging). The losses go on the progress bar."""
+        the ranks once, at the epoch end) and, on logging steps only, the step values as ``<name>_step`` (reduced
+        over the ranks then: the only collective of logging).
+
+        The progress bar shows ``d``/``g`` (``e``/``fr`` in Age-cGAN's later stages): this rank's step losses, copied
+        to the host on logging steps. Lightning re-reads progress-bar values after every batch; host copies keep
+        that re-read off the device (a GPU tensor read back is a device sync, every step)."""
         self.log_dict(logs, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
         trainer = attached_trainer(self)
         if trainer is not None and not is_logging_step(trainer):
             return
-        bar = {f"{k}_step": v for k, v in logs.items() if k in PROGRESS_BAR_LOSSES}
-        rest = {f"{k}_step": v for k, v in logs.items() if k not in PROGRESS_BAR_LOSSES}
-        self.log_dict(bar, prog_bar=True, on_step=True, on_epoch=False, batch_size=batch_size, sync_dist=True)
-        self.log_dict(rest, on_step=True, on_epoch=False, batch_size=batch_size, sync_dist=True)
+        self.log_dict({f"{k}_step": v for k, v in logs.items()}, on_step=True, on_epoch=False, batch_size=batch_size,
+                      sync_dist=True)  # fmt: skip
+        bar = {k.removesuffix("_loss"): v.detach().cpu() for k, v in logs.items() if k in PROGRESS_BAR_LOSSES}
+        self.log_dict(bar, prog_bar=True, logger=False, on_step=True, on_epoch=False, batch_size=batch_size)
 
     def _step_schedulers(self, interval: str) -> None:
         if self.hparams.lr_scheduler_interval != interval:
