@@ -281,3 +281,21 @@ def sync_worker(rank: int, world: int, port: int, out: str) -> None:
     )
     trainer.fit(module, loader)
     torch.save(counter.rows, Path(out) / f"syncs-rank{rank}.pt")
+
+
+def seeded_worker(rank: int, world: int, port: int, out: str, tag: str) -> None:
+    """A plain seeded 2-rank fit (the model's own noise from the global RNG): weights and the RNG state afterwards."""
+    from toy_training import toy_loader, toy_module
+
+    torch.set_num_threads(1)
+    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
+    os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+    pl.seed_everything(0, verbose=False)
+    module = toy_module()
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=world, strategy="gan_ddp", max_steps=4, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=out,
+    )  # fmt: skip
+    trainer.fit(module, toy_loader(8))
+    state = {"module": module.state_dict(), "rng": torch.get_rng_state()}
+    torch.save(state, Path(out) / f"seeded-{tag}-rank{rank}.pt")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ddp_cases import CASES, STEPS, fit_worker, guard_worker, sync_worker
+from ddp_cases import CASES, STEPS, fit_worker, guard_worker, seeded_worker, sync_worker
 from gloo_ranks import run_forked_ranks
 
 from lightning_gans.strategies import GANDDPStrategy, _buckets, gan_strategy_for
@@ -177,3 +177,14 @@ def test_sync_batchnorm_on_cpu_is_one_clear_error(tmp_path: Path) -> None:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_seeded_two_rank_runs_repeat_exactly_and_ranks_draw_their_own_noise(tmp_path: Path) -> None:
+    for tag in ("a", "b"):
+        _ranks(seeded_worker, str(tmp_path), tag)
+    load = lambda tag, rank: torch.load(tmp_path / f"seeded-{tag}-rank{rank}.pt", weights_only=False)  # noqa: E731
+    for rank in (0, 1):
+        a, b = load("a", rank), load("b", rank)
+        assert all(torch.equal(v, b["module"][k]) for k, v in a["module"].items())  # same seed, same world size
+        assert torch.equal(a["rng"], b["rng"])
+    assert not torch.equal(load("a", 0)["rng"], load("a", 1)["rng"])  # distinct noise streams per rank
