@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning.pytorch as pl
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from lightning.fabric.utilities.data import _set_sampler_epoch
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from toy_training import bare_trainer
 
 from lightning_gans.callbacks import ProgressiveGrowing
@@ -216,10 +219,8 @@ def test_schedule_grows_to_target_with_batch_size_per_resolution_and_resumes_mid
 
 
 # ------------------------------------------------------------------------------------------------ DDP
-def _ddp_progan_worker(rank: int, world: int, port: int, out: str) -> None:
+def _ddp_progan_worker(rank: int, world: int, port: int, out: str, use_distributed_sampler: bool) -> None:
     """One rank of a 2-process ``gan_ddp`` fit with per-resolution batch sizes; saves its batches and weights."""
-    import os
-
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world))
     os.environ.update(NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
@@ -240,21 +241,25 @@ def _ddp_progan_worker(rank: int, world: int, port: int, out: str) -> None:
     trainer = pl.Trainer(
         accelerator="cpu", devices=world, strategy="gan_ddp", max_steps=8, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, default_root_dir=out, callbacks=[growing, Batches()],
-        reload_dataloaders_every_n_epochs=1,
+        reload_dataloaders_every_n_epochs=1, use_distributed_sampler=use_distributed_sampler,
     )  # fmt: skip
     trainer.fit(model, datamodule=data)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     torch.save({"seen": seen, "state": state, "images_shown": int(model.images_shown)}, Path(out) / f"rank{rank}.pt")
 
 
-def test_per_resolution_batch_sizes_under_ddp_are_per_process_on_disjoint_shards(tmp_path: Path) -> None:
+@pytest.mark.parametrize("use_distributed_sampler", [True, False])
+def test_per_resolution_batch_sizes_under_ddp_are_per_process_on_disjoint_shards(
+    tmp_path: Path, use_distributed_sampler: bool
+) -> None:
     """2 ranks, batch sizes {4: 8, 8: 4} per process, phases of 16 images: the first step trains 2 × 8 = 16 images
     at 4 px (the whole first phase), then every step 2 × 4: 8 px fades in and stabilises over 32 images (4 steps), then
     16 px. Each rank reads its own shard: within an epoch (96 images, 48 per rank) no index is read twice or by both
-    ranks, and both end with identical weights."""
+    ranks, in the order of the shuffled ``DistributedSampler`` Lightning would inject (reshuffled by ``set_epoch``),
+    and both end with identical weights. The callback shards the data itself, so also without Lightning's sampler."""
     from gloo_ranks import run_forked_ranks
 
-    assert run_forked_ranks(_ddp_progan_worker, 2, str(tmp_path)) == [0, 0]
+    assert run_forked_ranks(_ddp_progan_worker, 2, str(tmp_path), use_distributed_sampler) == [0, 0]
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1)]
     for rank in ranks:
         assert [(res, size) for res, size, _, _ in rank["seen"]] == [(4, 8)] + [(8, 4)] * 4 + [(16, 4)] * 3
@@ -265,4 +270,64 @@ def test_per_resolution_batch_sizes_under_ddp_are_per_process_on_disjoint_shards
         reads = [[i for *_, idx, e in r["seen"] if e == epoch for i in idx] for r in ranks]
         assert all(len(r) == len(set(r)) for r in reads)  # each rank: one pass over its shard
         assert not set(reads[0]) & set(reads[1])  # the shards are disjoint
+        for rank, read in enumerate(reads):
+            sampler = DistributedSampler(range(96), 2, rank, shuffle=True, seed=int(os.getenv("PL_GLOBAL_SEED", "0")))
+            sampler.set_epoch(epoch)
+            assert read == list(sampler)[: len(read)]  # shuffled, and the epoch reached the sampler
     assert all(torch.equal(v, ranks[1]["state"][k]) for k, v in ranks[0]["state"].items())
+
+
+def _rank_loader(growing: ProgressiveGrowing, data: pl.LightningDataModule, rank: int) -> DataLoader:
+    """The datamodule's re-batched train loader as ``rank`` of 2 builds it (a stand-in trainer)."""
+    original = data.train_dataloader
+    shard = {"num_replicas": 2, "rank": rank}
+    growing._wrap_dataloader(SimpleNamespace(datamodule=data, world_size=2, distributed_sampler_kwargs=shard))
+    loader = data.train_dataloader()
+    data.train_dataloader = original
+    return loader
+
+
+def test_rebatched_loader_reads_disjoint_complete_shards_per_rank_at_the_new_batch_size() -> None:
+    data = _Images(n=22, size=4, batch_size=3)
+    data.train_dataloader = lambda: DataLoader(TensorDataset(torch.arange(22)), batch_size=3, shuffle=True)
+    growing = ProgressiveGrowing(images_per_phase=16, batch_sizes={4: 4, 8: 2})
+    growing._module = SimpleNamespace(current_resolution=4)
+    loaders = [_rank_loader(growing, data, rank) for rank in (0, 1)]
+    for loader in loaders:  # Lightning injects no sampler of its own: the loader reports the rank's shard
+        assert isinstance(loader.sampler, DistributedSampler) and loader.sampler is loader.batch_sampler.sampler
+        assert loader.sampler.shuffle and loader.sampler.num_replicas == 2
+    assert [loader.sampler.rank for loader in loaders] == [0, 1]
+    orders = []
+    for epoch in (0, 1):
+        reads = []
+        for loader in loaders:
+            _set_sampler_epoch(loader, epoch)  # what Lightning's fit loop calls at every epoch
+            growing._module.current_resolution = 4
+            batches = []
+            for (batch,) in loader:
+                batches.append(batch.tolist())
+                growing._module.current_resolution = 8  # the resolution changes after the first batch
+            assert [len(b) for b in batches] == [4, 2, 2, 2, 1]  # 11 per rank: 4 at 4 px, then 2 per batch
+            reads.append([i for b in batches for i in b])
+        assert not set(reads[0]) & set(reads[1]) and sorted(reads[0] + reads[1]) == list(range(22))
+        orders.append(reads)
+    assert orders[0] != orders[1]  # set_epoch reached the sampler: a new shuffle
+
+
+def test_rebatched_loader_keeps_the_datamodules_distributed_sampler_and_refuses_a_wrong_one() -> None:
+    dataset = TensorDataset(torch.arange(10))
+    data = _Images(n=10, size=4, batch_size=3)
+    growing = ProgressiveGrowing(images_per_phase=16, batch_sizes={4: 4})
+    growing._module = SimpleNamespace(current_resolution=4)
+    own = {r: DistributedSampler(dataset, 2, r, shuffle=False) for r in (0, 1)}
+    loaders = []
+    for rank in (0, 1):
+        data.train_dataloader = lambda rank=rank: DataLoader(dataset, batch_size=3, sampler=own[rank])
+        loaders.append(_rank_loader(growing, data, rank))
+    assert [loader.sampler for loader in loaders] == [own[0], own[1]]
+    assert [[b.tolist() for (b,) in loader] for loader in loaders] == [[[0, 2, 4, 6], [8]], [[1, 3, 5, 7], [9]]]
+    data.train_dataloader = lambda: DataLoader(dataset, batch_size=3, sampler=own[0])
+    with pytest.raises(ValueError, match="rank 0 of 2, this process is rank 1 of 2"):
+        _rank_loader(growing, data, 1)
+    data.train_dataloader = lambda: DataLoader(dataset, batch_size=3)  # unshuffled: sharded as Lightning would
+    assert _rank_loader(growing, data, 1).sampler.shuffle  # Lightning shuffles every training shard it injects

@@ -19,8 +19,14 @@ one batch), and ``images_shown`` always counts the real sizes. An epoch stays on
 (``reload_dataloaders_every_n_epochs: 1`` lets Lightning re-read its length after the batch size changed).
 
 Under DDP the batch sizes are **per process**, like ``--data.batch_size``: with W processes a step trains on W ×
-the listed size, and ``images_shown`` counts all of them. Lightning gives the sampler its ``DistributedSampler``,
-so each rank reads its own shard of every epoch.
+the listed size, and ``images_shown`` counts all of them (batch × W), so the schedule is in global images. Each
+rank reads its own shard: the re-batched loader (:func:`rebatch`) draws its indices from the datamodule loader's
+``DistributedSampler`` if it has one, else from one built as Lightning injects it into a training loader (the
+trainer's ``num_replicas`` and ``rank``, shuffled, seed ``PL_GLOBAL_SEED``; a custom sampler goes in a
+``DistributedSamplerWrapper``), whatever ``use_distributed_sampler`` says. The loader reports that sampler as its
+``sampler``, so Lightning injects no second one (it would replace the datamodule's own sampler) and its
+per-epoch ``set_epoch`` reaches it. The shards have equal length (the sampler pads) and all ranks read the same
+batch size at every step, so the ranks make the same batches in lockstep.
 Real images come at full size and the model pools them to the current resolution (see ``models/progan.py``).
 """
 
@@ -28,14 +34,16 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler, Sampler, SequentialSampler
 
 from lightning_gans.networks.progan import level_resolution
 
@@ -75,10 +83,9 @@ class Permutation(Sampler[int]):
 class ScheduledBatchSampler(Sampler[list[int]]):
     """Batches of ``batch_size()`` indices (read at every batch) drawn from ``sampler``: one pass per epoch.
 
-    The signature is the one Lightning re-instantiates a batch sampler with, ``(sampler, batch_size, drop_last)``:
-    under DDP Lightning swaps ``sampler`` for its ``DistributedSampler`` (each rank its own shard, padded to equal
-    length, reshuffled by ``set_epoch``), so every rank reads a disjoint shard at the current batch size and all
-    ranks make the same number of batches.
+    ``BatchSampler``'s signature and attributes, ``(sampler, batch_size, drop_last)``. Under DDP :func:`rebatch`
+    gives it the rank's ``DistributedSampler`` (its own shard, padded to equal length, reshuffled by ``set_epoch``),
+    so every rank reads a disjoint shard at the current batch size and all ranks make the same number of batches.
     """
 
     def __init__(self, sampler: Sampler[int], batch_size: Callable[[], int], drop_last: bool = False) -> None:
@@ -104,8 +111,64 @@ class ScheduledBatchSampler(Sampler[list[int]]):
             self.sampler.set_epoch(epoch)
 
 
+class _ScheduledLoader(DataLoader):
+    """A ``DataLoader`` over a :class:`ScheduledBatchSampler` whose ``sampler`` attribute is that batch sampler's
+    index sampler (a plain one reports a default ``SequentialSampler``): Lightning sees the ``DistributedSampler``
+    in place and injects none."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        object.__setattr__(self, "sampler", self.batch_sampler.sampler)  # DataLoader refuses setattr after init
+
+
+def shard_sampler(loader: DataLoader, num_replicas: int, rank: int) -> Sampler[int]:
+    """``loader``'s indices for ``rank`` of ``num_replicas``: its own ``DistributedSampler`` if it has one, else the
+    one Lightning injects into a training loader (shuffled, seed ``PL_GLOBAL_SEED``; a custom sampler wrapped)."""
+    sampler = loader.sampler
+    if isinstance(sampler, DistributedSampler):
+        if (sampler.num_replicas, sampler.rank) != (num_replicas, rank):
+            raise ValueError(
+                f"ProgressiveGrowing.batch_sizes: the train loader's DistributedSampler is for rank {sampler.rank} of "
+                f"{sampler.num_replicas}, this process is rank {rank} of {num_replicas}: build it with the trainer's "
+                "world size and global rank, or leave the sampler to the callback"
+            )
+        return sampler
+    kwargs = {
+        "num_replicas": num_replicas,
+        "rank": rank,
+        "shuffle": True,
+        "seed": int(os.getenv("PL_GLOBAL_SEED", "0")),
+    }
+    if isinstance(sampler, RandomSampler | SequentialSampler):
+        return DistributedSampler(loader.dataset, **kwargs)
+    return DistributedSamplerWrapper(sampler, **kwargs)
+
+
+def rebatch(loader: DataLoader, batch_size: Callable[[], int], shard: dict[str, int] | None = None) -> DataLoader:
+    """``loader``'s dataset and worker settings, in batches of ``batch_size()`` (read at every batch); with ``shard``
+    (``num_replicas`` and ``rank``, the trainer's ``distributed_sampler_kwargs``) only that rank's shard."""
+    if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
+        raise ValueError("ProgressiveGrowing.batch_sizes needs one DataLoader over a map-style dataset")
+    if shard:
+        order = shard_sampler(loader, **shard)
+    else:  # one process: a fresh torch.randperm per epoch (a resumed run that restores the RNG repeats it)
+        order = Permutation(len(loader.dataset), not isinstance(loader.sampler, SequentialSampler))
+    return _ScheduledLoader(
+        loader.dataset,
+        batch_sampler=ScheduledBatchSampler(order, batch_size, bool(getattr(loader, "drop_last", False))),
+        num_workers=loader.num_workers,
+        collate_fn=loader.collate_fn,
+        pin_memory=loader.pin_memory,
+        persistent_workers=loader.persistent_workers,
+    )
+
+
 class ProgressiveGrowing(Callback):
-    """Grow a ``ProGAN`` from 4×4 to its full resolution (see module docstring)."""
+    """Grow a ``ProGAN`` from 4×4 to its full resolution (see module docstring).
+
+    ``batch_sizes`` are per process, like ``--data.batch_size``: under DDP with W processes a step trains on W × the
+    listed size, and each rank reads its own shard of the train set (a ``DistributedSampler``) at every resolution.
+    """
 
     def __init__(
         self,
@@ -162,21 +225,8 @@ class ProgressiveGrowing(Callback):
             return
 
         def train_dataloader() -> DataLoader:
-            loader = original()
-            if not isinstance(loader, DataLoader) or not hasattr(loader.dataset, "__getitem__"):
-                raise ValueError("ProgressiveGrowing.batch_sizes needs one DataLoader over a map-style dataset")
-            shuffle = not isinstance(loader.sampler, torch.utils.data.SequentialSampler)
-            drop_last = bool(getattr(loader, "drop_last", False))
-            order = Permutation(len(loader.dataset), shuffle)  # under DDP Lightning replaces it with its shard
-            sampler = ScheduledBatchSampler(order, self.current_batch_size, drop_last)
-            return DataLoader(
-                loader.dataset,
-                batch_sampler=sampler,
-                num_workers=loader.num_workers,
-                collate_fn=loader.collate_fn,
-                pin_memory=loader.pin_memory,
-                persistent_workers=loader.persistent_workers,
-            )
+            shard = trainer.distributed_sampler_kwargs if trainer.world_size > 1 else None
+            return rebatch(original(), self.current_batch_size, shard)
 
         train_dataloader._progressive = True  # type: ignore[attr-defined]
         datamodule.train_dataloader = train_dataloader
