@@ -174,7 +174,9 @@ def test_sync_batchnorm_on_cpu_is_one_clear_error(tmp_path: Path) -> None:
     try:
         with pytest.raises(ConfigError, match="sync_batchnorm=true needs GPUs"):
             trainer.fit(toy_module(), toy_loader(2))
-    finally:
+    finally:  # a 1-process group was created here: later forked ranks must not inherit it
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
         os.environ.clear()
         os.environ.update(saved)
 
