@@ -133,27 +133,38 @@ def build(
     return module, _loader(TensorDataset(points, torch.arange(n)), batch, world, rank)
 
 
-def fit_worker(rank: int, world: int, port: int, case: str, batch: int, out: str) -> None:
-    """One rank of a ``world``-process fit of ``case`` (``world == 1``: a plain single-device fit)."""
+def join_as_rank(rank: int, world: int, port: int) -> None:
+    """One thread, and (``world`` > 1) the variables torchrun sets, so Lightning joins the group as ``rank``."""
     torch.set_num_threads(1)
     if world > 1:
         env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
         os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+
+
+def quiet_trainer(world: int, out: str, **kwargs) -> pl.Trainer:
+    """A CPU ``gan_ddp`` Trainer (single-device for ``world == 1``) without logger, bar or summary; each rank reads
+    the sampler its loader brings (``use_distributed_sampler=False``). ``kwargs`` override."""
+    options = {
+        "accelerator": "cpu",
+        "devices": world,
+        "strategy": "gan_ddp" if world > 1 else "auto",
+        "logger": False,
+        "enable_checkpointing": False,
+        "enable_progress_bar": False,
+        "enable_model_summary": False,
+        "default_root_dir": out,
+        "use_distributed_sampler": False,
+    }
+    return pl.Trainer(**{**options, **kwargs})
+
+
+def fit_worker(rank: int, world: int, port: int, case: str, batch: int, out: str) -> None:
+    """One rank of a ``world``-process fit of ``case`` (``world == 1``: a plain single-device fit)."""
+    join_as_rank(rank, world, port)
     module, loader = build(case, batch, world, rank)
     if case == "wgan_gp":  # this forked process only
         base_module._gradient_penalty = _indexed_penalty(module)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=world,
-        strategy="gan_ddp" if world > 1 else "auto",
-        max_steps=STEPS,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=out,
-        use_distributed_sampler=False,
-    )
+    trainer = quiet_trainer(world, out, max_steps=STEPS)
     trainer.fit(module, loader)
     state = {
         "module": {k: v.detach().clone() for k, v in module.state_dict().items()},
@@ -183,27 +194,14 @@ def guard_worker(rank: int, world: int, port: int, out: str, checkpoint_every: i
 
     from lightning_gans.errors import NonFiniteLossError
 
-    torch.set_num_threads(1)
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
-    os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+    join_as_rank(rank, world, port)
     module, loader = build("alternating", 4, world, rank, steps=12)
     callbacks: list[pl.Callback] = [PoisonRankOne(5)]
     if checkpoint_every:
         ckpt_dir = Path(out) / "ckpt"
         callbacks.append(ModelCheckpoint(ckpt_dir, "{step}", every_n_train_steps=checkpoint_every, save_top_k=-1))
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=world,
-        strategy="gan_ddp",
-        max_steps=12,
-        log_every_n_steps=4,
-        logger=False,
-        enable_checkpointing=bool(checkpoint_every),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=out,
-        use_distributed_sampler=False,
-        callbacks=callbacks,
+    trainer = quiet_trainer(
+        world, out, max_steps=12, log_every_n_steps=4, enable_checkpointing=bool(checkpoint_every), callbacks=callbacks
     )
     try:
         trainer.fit(module, loader)
@@ -260,25 +258,10 @@ class SyncCounter(pl.Callback):
 
 def sync_worker(rank: int, world: int, port: int, out: str) -> None:
     """12 alternating steps with logging every 4 steps; writes the per-batch counts of rank ``rank``."""
-    torch.set_num_threads(1)
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
-    os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+    join_as_rank(rank, world, port)
     module, loader = build("alternating", 4, world, rank, steps=12)
     counter = SyncCounter()
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=world,
-        strategy="gan_ddp",
-        max_steps=12,
-        log_every_n_steps=4,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=out,
-        use_distributed_sampler=False,
-        callbacks=[counter],
-    )
+    trainer = quiet_trainer(world, out, max_steps=12, log_every_n_steps=4, callbacks=[counter])
     trainer.fit(module, loader)
     torch.save(counter.rows, Path(out) / f"syncs-rank{rank}.pt")
 
@@ -287,15 +270,10 @@ def seeded_worker(rank: int, world: int, port: int, out: str, tag: str) -> None:
     """A plain seeded 2-rank fit (the model's own noise from the global RNG): weights and the RNG state afterwards."""
     from toy_training import toy_loader, toy_module
 
-    torch.set_num_threads(1)
-    env = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(world)}
-    os.environ.update(env, NODE_RANK="0", LOCAL_RANK=str(rank), RANK=str(rank))
+    join_as_rank(rank, world, port)
     pl.seed_everything(0, verbose=False)
     module = toy_module()
-    trainer = pl.Trainer(
-        accelerator="cpu", devices=world, strategy="gan_ddp", max_steps=4, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=out,
-    )  # fmt: skip
+    trainer = quiet_trainer(world, out, max_steps=4, use_distributed_sampler=True)
     trainer.fit(module, toy_loader(8))
     state = {"module": module.state_dict(), "rng": torch.get_rng_state()}
     torch.save(state, Path(out) / f"seeded-{tag}-rank{rank}.pt")
