@@ -9,7 +9,7 @@ workaround (DDP's unused-parameter search) walks the autograd graph after every 
 Age-cGAN encoder) trades that for one wrapper per network and the same problem inside each network whenever a
 penalty differentiates through it twice.
 
-The design here is stylegan2-ada's: no wrapper. The training mechanics (``LoopMechanics._reduce_and_step``) call
+The design here is stylegan2-ada's: no wrapper. The training mechanics (``LoopMechanics._step_optimizer``) call
 ``reduce_gradients(params)`` for the parameters of the optimizer about to step, right before the step, so every
 network's gradients are averaged exactly once per optimizer step, whatever produced them (``backward``,
 ``autograd.grad``, a double backward), in buckets of at most ``bucket_cap_mb`` issued asynchronously and awaited
@@ -108,8 +108,7 @@ class GANDDPStrategy(DDPStrategy):
         """Instead of wrapping: every rank starts from rank 0's parameters and buffers (DDP's constructor does
         the same broadcast)."""
         assert isinstance(self.model, pl.LightningModule)
-        if self.world_size > 1 and dist.is_initialized():
-            _broadcast_tensors([*self.model.parameters(), *self.model.buffers()], self.bucket_cap_bytes)
+        broadcast_tensors([*self.model.parameters(), *self.model.buffers()], self.bucket_cap_bytes)
 
     def on_validation_start(self) -> None:
         super().on_validation_start()
@@ -121,9 +120,8 @@ class GANDDPStrategy(DDPStrategy):
 
     def broadcast_buffers(self) -> None:
         """Rank 0's buffers (BatchNorm running statistics, EMA copies) on every rank."""
-        module = self.lightning_module
-        if module is not None and self.world_size > 1 and dist.is_initialized():
-            _broadcast_tensors(list(module.buffers()), self.bucket_cap_bytes)
+        if self.lightning_module is not None:
+            broadcast_tensors(list(self.lightning_module.buffers()), self.bucket_cap_bytes)
 
     # ------------------------------------------------------------------ the one gradient reduction
     def reduce_gradients(self, params: Iterable[torch.nn.Parameter], control: torch.Tensor | None = None) -> Any:
@@ -151,12 +149,10 @@ class GANDDPStrategy(DDPStrategy):
         reduced = control
         for work, flat, bucket in pending:
             work.wait()
-            offset = 0
-            for g in bucket:
-                g.copy_(flat[offset : offset + g.numel()].view_as(g)).div_(self.world_size)
-                offset += g.numel()
-            if offset < flat.numel():
-                reduced = flat[offset:].view_as(control)
+            used = sum(g.numel() for g in bucket)
+            _unflatten(flat[:used].div_(self.world_size), bucket)  # sums → means (the control slots stay sums)
+            if used < flat.numel():
+                reduced = flat[used:].view_as(control)
         return reduced
 
     @classmethod
@@ -193,16 +189,26 @@ def _buckets(tensors: Sequence[torch.Tensor], cap_bytes: int) -> list[list[torch
     return buckets
 
 
+def _unflatten(flat: torch.Tensor, tensors: Sequence[torch.Tensor]) -> int:
+    """Copy consecutive slices of ``flat`` into ``tensors`` (the inverse of flattening a bucket); returns the number
+    of elements used."""
+    offset = 0
+    for t in tensors:
+        t.copy_(flat[offset : offset + t.numel()].view_as(t))
+        offset += t.numel()
+    return offset
+
+
 @torch.no_grad()
-def _broadcast_tensors(tensors: Sequence[torch.Tensor], cap_bytes: int, src: int = 0) -> None:
-    """Overwrite every rank's ``tensors`` with rank ``src``'s, bucketed."""
+def broadcast_tensors(tensors: Sequence[torch.Tensor], cap_bytes: int = int(DEFAULT_BUCKET_CAP_MB * 2**20)) -> None:
+    """Overwrite every rank's ``tensors`` with rank 0's, one broadcast per bucket (a no-op without a process group
+    of several ranks). Collective: every rank calls it with the same tensors."""
+    if not dist.is_initialized() or dist.get_world_size() <= 1:
+        return
     for bucket in _buckets(list(tensors), cap_bytes):
         flat = torch.cat([t.detach().reshape(-1) for t in bucket])
-        dist.broadcast(flat, src)
-        offset = 0
-        for t in bucket:
-            t.copy_(flat[offset : offset + t.numel()].view_as(t))
-            offset += t.numel()
+        dist.broadcast(flat, 0)
+        _unflatten(flat, bucket)
 
 
 GANDDPStrategy.register_strategies(StrategyRegistry)

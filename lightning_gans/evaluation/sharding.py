@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_gans.strategies import broadcast_tensors
+
 ProgressFactory = Callable[[int, str], Any]  # (total, description) -> context manager with update(k)
 
 
@@ -35,15 +37,14 @@ def distributed(world_size: int) -> bool:
 def broadcast_buffers(module: torch.nn.Module, world_size: int) -> None:
     """Give every DDP rank rank 0's buffers (BatchNorm running statistics) before an evaluation.
 
-    DDP broadcasts buffers at the *start* of each forward; the last training forward then updates every rank's
-    running statistics with its own data, so after training the ranks' generators differ in their BN buffers and,
-    in eval mode, in their samples. Without this, a 2-process evaluation scores a mix of generators that no
-    checkpoint holds (the checkpoint is rank 0's state), and 1 and 2 processes disagree. Collective under DDP.
+    Under ``gan_ddp`` every rank's running statistics follow its own batches, so after training the ranks'
+    generators differ in their BN buffers and, in eval mode, in their samples. Without this, a 2-process evaluation
+    scores a mix of generators that no checkpoint holds (the checkpoint is rank 0's state), and 1 and 2 processes
+    disagree. Collective under DDP (bucketed: ``strategies.broadcast_tensors``, as the strategy does before
+    validation).
     """
-    if not distributed(world_size):
-        return
-    for buffer in module.buffers():
-        torch.distributed.broadcast(buffer.data, src=0)
+    if distributed(world_size):
+        broadcast_tensors(list(module.buffers()))
 
 
 def broadcast_flag(flag: bool, world_size: int, device: torch.device) -> bool:
