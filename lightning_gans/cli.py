@@ -40,6 +40,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans import config_files
 from lightning_gans.callbacks import MetricsJsonl, Preemption, RunCheckpoint
+from lightning_gans.callbacks.preemption import slurm_job_id
 from lightning_gans.compat import wandb_init_kwargs
 from lightning_gans.console import quiet_console
 from lightning_gans.errors import (
@@ -207,8 +208,7 @@ def _launcher_run_name() -> str | None:
     one with ``--standalone``), or ``torchrun-<master address>-<port>`` when the id is left at ``none``.
     """
     if SLURMEnvironment.detect():
-        array = os.environ.get("SLURM_ARRAY_JOB_ID")
-        job = f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if array else os.environ.get("SLURM_JOB_ID")
+        job = slurm_job_id()
         return f"slurm-{job}" if job else None
     if TorchElasticEnvironment.detect():
         run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
@@ -241,7 +241,7 @@ def _gan_strategy(trainer_cfg: dict) -> Any:
                 f"lightning-gans: strategy {strategy!r} → {mapped!r} (one gradient reduction per network update)"
             )
         return mapped
-    if str(strategy) in ("single_device", "auto"):
+    if strategy == "single_device":
         return None
     raise ConfigError(
         f"--trainer.strategy={strategy} cannot train a GAN module; use --trainer.strategy=gan_ddp "

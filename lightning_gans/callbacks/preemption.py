@@ -100,9 +100,15 @@ class Preemption(Callback):
         return bool(getattr(pl_module, "stop_agreed", False))
 
 
-def _requeue() -> None:
+def slurm_job_id() -> str | None:
+    """This SLURM job's id as ``scontrol`` takes it: ``<array job>_<task>`` in a job array, else ``SLURM_JOB_ID``
+    (None outside SLURM). Stable across a requeue."""
     array = os.environ.get("SLURM_ARRAY_JOB_ID")
-    job = f"{array}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array else os.environ.get("SLURM_JOB_ID")
+    return f"{array}_{os.environ.get('SLURM_ARRAY_TASK_ID')}" if array else os.environ.get("SLURM_JOB_ID")
+
+
+def _requeue() -> None:
+    job = slurm_job_id()
     if not job:
         rank_zero_warn("Preemption: no SLURM_JOB_ID in the environment; not requeued")
         return
@@ -116,4 +122,4 @@ def _requeue() -> None:
         rank_zero_warn(f"Preemption: `scontrol requeue {job}` failed ({code}); resubmit the job to resume")
 
 
-__all__ = ["Preemption"]
+__all__ = ["Preemption", "slurm_job_id"]

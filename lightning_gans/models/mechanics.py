@@ -48,9 +48,9 @@ class LoopMechanics:
         inner = getattr(optimizer, "optimizer", optimizer)  # LightningOptimizer wraps the torch optimizer
         params = [p for group in inner.param_groups for p in group["params"]]
         control = self._control_pending()
-        strategy = attached_trainer(self).strategy if attached_trainer(self) is not None else None
-        if isinstance(strategy, GANDDPStrategy):
-            control = strategy.reduce_gradients(params, control)
+        trainer = attached_trainer(self)
+        if trainer is not None and isinstance(trainer.strategy, GANDDPStrategy):
+            control = trainer.strategy.reduce_gradients(params, control)
         self._note_control(control)
         if clip is not None:
             self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
@@ -77,7 +77,9 @@ class LoopMechanics:
         if self.generator_ema is not None and "g_loss" in logs:
             self._update_ema()
         self._log_losses(logs, self._batch_size(batch))
-        if (trainer is None or is_logging_step(trainer)) and self._check_control() and trainer is not None:
+        if trainer is None:
+            self._check_control()
+        elif is_logging_step(trainer) and self._check_control():
             trainer.should_stop = True  # every rank agreed to stop (a preemption request): end after this step
         return logs
 
