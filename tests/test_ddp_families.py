@@ -10,21 +10,14 @@ against one process by ``test_ddp.py``. Each case here costs one 2-process CLI s
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from ddp_cli import TWO_CPU_PROCESSES, assert_ranks_identical_with_own_noise, two_process_fit
 
-from lightning_gans.cli import RUN_DIR_ENV
-
-REPO = Path(__file__).resolve().parents[1]
 STEPS = 3
-SYNC_CHECK = "--trainer.callbacks+=lightning_gans.callbacks.ParameterSyncCheck"
 # ProGAN grows from 4×4 within the fit, with per-resolution batch sizes (per process): images_shown counts both
 # ranks, so step 0 trains 4×4 on 2 × 8 images, steps 1 and 2 fade 8×8 in on 2 × 4 each, and the checkpoint after
 # the third step holds 32 images, α = (32 − 16) / 64 = 0.25.
@@ -54,48 +47,14 @@ FAMILIES = {
 }
 
 
-def _rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
 @pytest.mark.parametrize(("experiment", "batch", "extra"), FAMILIES.values(), ids=FAMILIES.keys())
 def test_two_process_fit_keeps_ranks_identical(
     data_root: Path, tmp_path: Path, experiment: str, batch: int, extra: list[str]
 ) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LIGHTNING_GANS_DATA": str(data_root)}
-    for name in (RUN_DIR_ENV, "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK", "NODE_RANK"):
-        env.pop(name, None)  # a clean launch: Lightning starts the second process and picks a free port
-    cmd = [
-        sys.executable,
-        "-m",
-        "lightning_gans.cli",
-        "fit",
-        "--config",
-        str(REPO / "experiments" / f"{experiment}.yaml"),
-        "--runs_dir",
-        str(tmp_path),
-        "--wandb.mode=disabled",
-        "--trainer.accelerator=cpu",
-        "--trainer.devices=2",
-        "--trainer.strategy=ddp",
-        f"--trainer.max_steps={STEPS}",
-        "--trainer.max_epochs=-1",
-        "--trainer.enable_progress_bar=false",
-        f"--data.batch_size={batch}",
-        "--trainer.callbacks=[]",  # quality callbacks need real-size test sets; renders and grids are not tested
-        SYNC_CHECK,
-        *extra,
-    ]
     start = time.monotonic()
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    proc, run, rows = two_process_fit(experiment, data_root, tmp_path, STEPS, batch, *TWO_CPU_PROCESSES, *extra)
     print(f"{experiment}: {time.monotonic() - start:.1f} s")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    (run,) = sorted((tmp_path / experiment).iterdir())
-    rows = _rows(run)
-    check = next(r for r in rows if r.get("kind") == "ddp_sync_check")
-    digests, rng = check["rank_parameter_sha256"], check["rank_rng_sha256"]
-    assert len(digests) == 2 and digests[0] == digests[1]
-    assert rng[0] != rng[1]  # each rank drew its own noise
+    assert_ranks_identical_with_own_noise(rows)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False, map_location="cpu")
     assert ckpt["global_step"] == STEPS
     assert "strategy 'ddp' → 'gan_ddp'" in proc.stderr + proc.stdout

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
+from ddp_cli import TWO_CPU_PROCESSES, assert_ranks_identical_with_own_noise, two_process_fit
 from toy_training import bare_trainer as _trainer
 from toy_training import toy_loader as _loader
 from toy_training import toy_module as _toy_module
@@ -82,7 +79,7 @@ def test_resume_continues_at_same_step_with_same_weights(mnist_env: Path, tmp_pa
 
 
 DDP_ARGS = {  # the command-line flags, and the composable trainer piece
-    "dcgan_mnist": ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy=ddp"],
+    "dcgan_mnist": TWO_CPU_PROCESSES,
     "gan_mnist": ["--config", str(REPO / "experiments/trainer/ddp_cpu.yaml")],
 }
 
@@ -94,33 +91,8 @@ def test_ddp_two_processes_keep_parameters_identical(mnist_env: Path, tmp_path: 
     dcgan_mnist: BatchNorm in G and the simultaneous update (``torch.autograd.grad``); gan_mnist: the alternating
     update with toggled optimizers. Both through ``gan_ddp``'s one reduction per optimizer step.
     """
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "LIGHTNING_GANS_DATA": str(mnist_env)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "lightning_gans.cli",
-        "fit",
-        "--config",
-        str(REPO / f"experiments/{experiment}.yaml"),
-        "--runs_dir",
-        str(tmp_path),
-        "--wandb.mode=disabled",
-        *DDP_ARGS[experiment],
-        "--trainer.max_steps=3",
-        "--trainer.max_epochs=-1",
-        "--trainer.enable_progress_bar=false",
-        "--data.batch_size=16",
-        "--trainer.callbacks=[]",  # the experiment's FID callback needs 10k real test images
-        "--trainer.callbacks+=lightning_gans.callbacks.ParameterSyncCheck",
-    ]
-    proc = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = _run_dirs(tmp_path, experiment)[-1]
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    digests = next(r["rank_parameter_sha256"] for r in rows if r.get("kind") == "ddp_sync_check")
-    assert len(digests) == 2 and digests[0] == digests[1]
-    rng = next(r["rank_rng_sha256"] for r in rows if r.get("kind") == "ddp_sync_check")
-    assert rng[0] != rng[1]  # each rank drew its own noise (seed_everything alone gives identical streams)
+    proc, run, rows = two_process_fit(experiment, mnist_env, tmp_path, 3, 16, *DDP_ARGS[experiment], timeout=300)
+    assert_ranks_identical_with_own_noise(rows)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert ckpt["global_step"] == 3
     if experiment == "dcgan_mnist":  # --trainer.strategy=ddp; the piece names gan_ddp itself
