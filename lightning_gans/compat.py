@@ -13,14 +13,16 @@ Written against Lightning 2.6 (``TESTED_WITH``). Bottom layer: imports only Ligh
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import lightning
 import lightning.pytorch as pl
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
 TESTED_WITH = "2.6"
@@ -29,6 +31,9 @@ __all__ = [
     "LightningInternalsMoved",
     "attached_trainer",
     "defer_sigterm",
+    "dynamo_graph_breaks",
+    "eager_calls",
+    "retainable_compiled_graphs",
     "hpc_checkpoint_path",
     "is_logging_step",
     "built_by_cli",
@@ -38,6 +43,7 @@ __all__ = [
     "optimizer_step_progress",
     "optimizer_steps",
     "set_optimizer_steps",
+    "take_grad_scaler",
     "update_hparams",
     "wandb_init_kwargs",
 ]
@@ -127,6 +133,55 @@ def defer_sigterm(trainer: pl.Trainer, replacement: Callable[[], None]) -> None:
     loop._broadcast_sigterm_tensor = replacement
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda signum, frame: setattr(connector, "received_sigterm", True))
+
+
+def take_grad_scaler(trainer: pl.Trainer) -> Any | None:
+    """Take the ``GradScaler`` of the trainer's mixed-precision plugin (16-mixed), leaving the plugin autocast only;
+    return it (None when the plugin has none: 32/64/bf16). The module then scales per optimizer
+    (``models.precision``). Idempotent: a second call finds the plugin without a scaler and returns None."""
+    plugin = trainer.precision_plugin
+    if not isinstance(plugin, MixedPrecision):
+        return None
+    if not hasattr(plugin, "scaler"):
+        raise _moved("MixedPrecision.scaler", AttributeError("scaler"))
+    scaler, plugin.scaler = plugin.scaler, None
+    return scaler
+
+
+def dynamo_graph_breaks() -> dict[str, int]:
+    """torch.compile's graph breaks so far in this process (reason → count; ``torch._dynamo.utils.counters``)."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError as error:
+        raise _moved("torch._dynamo.utils.counters", error) from error
+    return dict(counters["graph_break"])
+
+
+def retainable_compiled_graphs() -> None:
+    """Let compiled backward graphs run with ``retain_graph=True`` (the simultaneous update differentiates one
+    forward pass twice): turn off AOTAutograd's donated buffers, a memory saving that forbids it. Process-wide."""
+    try:
+        import torch._functorch.config as functorch_config
+    except ImportError as error:
+        raise _moved("torch._functorch.config.donated_buffer", error) from error
+    if not hasattr(functorch_config, "donated_buffer"):
+        raise _moved("torch._functorch.config.donated_buffer", AttributeError("donated_buffer"))
+    functorch_config.donated_buffer = False
+
+
+@contextlib.contextmanager
+def eager_calls(module: nn.Module) -> Iterator[None]:
+    """Within the block, the parts of ``module`` compiled in place (``nn.Module.compile``) run eagerly: compiled
+    graphs do not support a double backward (a gradient penalty's ``create_graph=True``). Their compiled
+    callables are kept and restored after the block, so nothing is recompiled."""
+    parts = [(m, m._compiled_call_impl) for m in module.modules() if getattr(m, "_compiled_call_impl", None)]
+    for part, _ in parts:
+        part._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        for part, compiled in parts:
+            part._compiled_call_impl = compiled
 
 
 def is_logging_step(trainer: pl.Trainer) -> bool:

@@ -158,15 +158,21 @@ def get_loss(name: str) -> AdversarialLoss:
 
 
 # ---------------------------------------------------------------------------------------------- regularisers
-def _input_gradient(critic_fn: Critic, x: torch.Tensor) -> torch.Tensor:
+def _input_gradient(critic_fn: Critic, x: torch.Tensor, loss_scale: torch.Tensor | None = None) -> torch.Tensor:
     """∇x Σ_i D(x_i) per sample, flattened to (N, -1), with a graph so the penalty can be backpropagated.
 
     ``x`` is detached first: the penalty's gradient reaches only the critic's parameters, never whatever
-    produced ``x`` (e.g. the generator).
+    produced ``x`` (e.g. the generator). With a mixed-precision ``loss_scale`` (D's GradScaler scale, a tensor),
+    the gradient is taken of ``loss_scale · ΣD`` — so fp16 intermediate gradients do not underflow — and divided
+    by it again (the gradient-penalty recipe of PyTorch's AMP notes): the value is the unscaled gradient.
     """
     x = x.detach().requires_grad_(True)
-    scores = critic_fn(x)
-    (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    total = critic_fn(x).sum()
+    if loss_scale is not None:
+        total = total * loss_scale
+    (grad,) = torch.autograd.grad(total, x, create_graph=True)
+    if loss_scale is not None:
+        grad = grad / loss_scale
     return grad.flatten(1)
 
 
@@ -176,11 +182,13 @@ def gradient_penalty(
     fake: torch.Tensor,
     generator: torch.Generator | None = None,
     epsilon: torch.Tensor | None = None,
+    loss_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """WGAN-GP penalty E(‖∇x̂ D(x̂)‖₂ − 1)² (Gulrajani et al. 2017, Alg. 1), without the λ factor.
 
     x̂ = εx + (1 − ε)x̃ with ε ~ U[0, 1] drawn once per sample (from ``generator`` if given), or the given
-    ``epsilon`` (shape (N,)) for a fixed interpolation.
+    ``epsilon`` (shape (N,)) for a fixed interpolation. ``loss_scale``: under 16-mixed, D's loss scale
+    (``_input_gradient``).
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake batches must have the same shape, got {real.shape} and {fake.shape}")
@@ -189,13 +197,14 @@ def gradient_penalty(
         epsilon = torch.rand(n, generator=generator, device=generator.device if generator else None)
     epsilon = epsilon.to(device=real.device, dtype=real.dtype).reshape(n, *([1] * (real.dim() - 1)))
     interpolated = epsilon * real.detach() + (1.0 - epsilon) * fake.detach()
-    norms = torch.linalg.vector_norm(_input_gradient(critic_fn, interpolated), dim=1)
+    norms = torch.linalg.vector_norm(_input_gradient(critic_fn, interpolated, loss_scale), dim=1)
     return (norms - 1.0).pow(2).mean()
 
 
-def r1_penalty(critic_fn: Critic, real: torch.Tensor) -> torch.Tensor:
-    """R1 penalty E‖∇x D(x)‖² on real samples (Mescheder et al. 2018), without the γ/2 factor."""
-    return _input_gradient(critic_fn, real).pow(2).sum(dim=1).mean()
+def r1_penalty(critic_fn: Critic, real: torch.Tensor, loss_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """R1 penalty E‖∇x D(x)‖² on real samples (Mescheder et al. 2018), without the γ/2 factor (``loss_scale``:
+    under 16-mixed, D's loss scale; ``_input_gradient``)."""
+    return _input_gradient(critic_fn, real, loss_scale).pow(2).sum(dim=1).mean()
 
 
 def drift_penalty(real_scores: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from lightning_gans.compat import (
     optimizer_step_progress,
     optimizer_steps,
     set_optimizer_steps,
+    take_grad_scaler,
     update_hparams,
 )
 
@@ -110,6 +111,33 @@ def test_update_hparams_edits_hparams_and_hparams_initial() -> None:
     assert module.hparams["width"] == 6 and module.hparams_initial["group"] == {"a": 1}
     module.hparams["group"]["a"] = 2  # copies: the initial values stay what was set
     assert module.hparams_initial["group"] == {"a": 1}
+
+
+def test_take_grad_scaler_leaves_the_plugin_autocast_only(tmp_path: Path) -> None:
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    fp16 = bare_trainer(tmp_path, plugins=[MixedPrecision("16-mixed", "cpu")])
+    scaler = fp16.precision_plugin.scaler
+    assert isinstance(scaler, torch.amp.GradScaler)
+    assert take_grad_scaler(fp16) is scaler and fp16.precision_plugin.scaler is None
+    assert take_grad_scaler(fp16) is None  # idempotent
+    assert fp16.precision_plugin.state_dict() == {}  # nothing of Lightning's left to save or restore
+    assert take_grad_scaler(bare_trainer(tmp_path, precision="bf16-mixed")) is None
+    assert take_grad_scaler(bare_trainer(tmp_path)) is None
+
+
+def test_eager_calls_runs_a_compiled_module_eagerly_and_restores_it() -> None:
+    from lightning_gans.compat import dynamo_graph_breaks, eager_calls
+
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    net[0].compile(backend="eager")
+    compiled = net[0]._compiled_call_impl
+    with eager_calls(net):
+        assert net[0]._compiled_call_impl is None
+        x = torch.ones(1, 2, requires_grad=True)
+        (g,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)  # a double backward needs eager
+    assert net[0]._compiled_call_impl is compiled
+    assert isinstance(dynamo_graph_breaks(), dict)
 
 
 def test_has_batch_norm() -> None:

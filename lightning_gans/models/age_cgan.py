@@ -191,9 +191,7 @@ class AgeCGAN(CGAN):
             name, loss = "e_loss", self.encoder_loss(batch)
         else:
             name, loss = "fr_loss", self.identity_loss(batch)
-        self._guard({name: loss})
-        self.manual_backward(loss)
-        self._step_optimizer(self.optimizers(), self.regularisers.gradient_clip_g)
+        self._optimize(self.optimizers(), loss, self.regularisers.gradient_clip_g, name)
         return {name: loss.detach()}
 
     def encoder_pairs(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:

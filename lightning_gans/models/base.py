@@ -74,9 +74,10 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from lightning_gans.capabilities import is_conditional, standard_normal_noise
-from lightning_gans.compat import built_by_cli, drop_hparams, update_hparams
+from lightning_gans.compat import built_by_cli, drop_hparams, eager_calls, update_hparams
 from lightning_gans.losses import clip_weights, drift_penalty, feature_matching_loss, get_loss, r1_penalty
 from lightning_gans.losses import gradient_penalty as _gradient_penalty
+from lightning_gans.models.compiled import compile_options
 from lightning_gans.models.mechanics import LoopMechanics, NonFiniteLossError
 from lightning_gans.models.options import (
     EMA,
@@ -124,9 +125,13 @@ class GANModule(LoopMechanics, pl.LightningModule):
         num_fixed_noise: int = 16,
         fixed_noise_seed: int = 1234,
         nan_guard: bool = True,
+        compile: bool | dict[str, Any] = False,  # noqa: A002 - the option is named after torch.compile
+        channels_last: bool = False,
         **legacy_options: Any,
     ) -> None:
-        """``legacy_options``: the flat option names of checkpoints written before the options were grouped
+        """``compile``: torch.compile G and D (true, or torch.compile kwargs such as ``{mode: reduce-overhead}``);
+        ``channels_last``: NHWC conv weights and batches (``models.compiled``; both off by default).
+        ``legacy_options``: the flat option names of checkpoints written before the options were grouped
         (``n_critic=5``, ``ema_decay=0.999``; ``options.LEGACY_OPTIONS``), folded into their groups."""
         super().__init__()
         given = {"schedule": schedule, "regularisers": regularisers, "tricks": tricks, "ema": ema}
@@ -136,6 +141,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
         check_regularisers(groups["regularisers"])
         check_tricks(loss, groups["tricks"], conditional=is_conditional(self))
         check_ema(groups["ema"])
+        compile_options(compile)  # a clear error for a malformed value, before any network is built
         # Read by the loop on every batch; attributes because ``hparams`` is a dict of config values.
         self.schedule: Schedule = groups["schedule"]
         self.regularisers: Regularisers = groups["regularisers"]
@@ -238,18 +244,24 @@ class GANModule(LoopMechanics, pl.LightningModule):
         total: torch.Tensor | float = 0.0
 
         def critic(x: torch.Tensor) -> torch.Tensor:
-            return self.critic(x, batch)
+            with eager_calls(self.discriminator):  # a compiled graph has no double backward (models.compiled)
+                return self.critic(x, batch)
 
+        scale = self._critic_loss_scale() if hp.gradient_penalty is not None or hp.r1_gamma is not None else None
         if hp.gradient_penalty is not None and fake is not None:
-            logs["d_gp"] = _gradient_penalty(critic, real, fake)
+            logs["d_gp"] = _gradient_penalty(critic, real, fake, loss_scale=scale)
             total = total + hp.gradient_penalty * logs["d_gp"]
         if hp.r1_gamma is not None and real_scores is not None:
-            logs["d_r1"] = r1_penalty(critic, real)
+            logs["d_r1"] = r1_penalty(critic, real, loss_scale=scale)
             total = total + 0.5 * hp.r1_gamma * logs["d_r1"]
         if hp.drift is not None and real_scores is not None:
             logs["d_drift"] = drift_penalty(real_scores)
             total = total + hp.drift * logs["d_drift"]
         return total, logs
+
+    def _critic_loss_scale(self) -> torch.Tensor | None:
+        """D's 16-mixed loss scale for the input-gradient penalties (None without a scaler; ``models.precision``)."""
+        return self.loss_scale(self.optimizers()[1]) if self._scaler_guard_active() else None
 
     def generator_step(self, batch: Batch) -> dict:
         """G loss on a fresh batch of fakes (fresh z, as the books' seeds do); feature matching when enabled."""
@@ -338,6 +350,9 @@ class GANModule(LoopMechanics, pl.LightningModule):
     def _batch_size(self, batch: Batch) -> int:
         return self.real_samples(batch).shape[0]
 
+    def _retains_graphs(self) -> bool:
+        return self.schedule.update == "simultaneous"
+
     def _discriminator_update(self, batch: Batch) -> dict:
         opt_d = self.optimizers()[1]
         parts = ("real", "fake") if self.schedule.d_steps == "real_then_fake" else ("both",)
@@ -347,9 +362,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
         try:
             for part in parts:
                 step_logs = self.discriminator_step(batch, part)
-                self._guard({"d_loss": step_logs["loss"]})
-                self.manual_backward(step_logs["loss"])
-                self._step_optimizer(opt_d, self.regularisers.gradient_clip_d)
+                self._optimize(opt_d, step_logs["loss"], self.regularisers.gradient_clip_d, "d_loss")
                 self._clip_critic_weights()
                 logs.update({k: v.detach() for k, v in step_logs.items() if k != "loss"})
                 d_loss = d_loss + step_logs["loss"].detach()
@@ -363,9 +376,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
         self.toggle_optimizer(opt_g)
         try:
             step_logs = self.generator_step(batch)
-            self._guard({"g_loss": step_logs["loss"]})
-            self.manual_backward(step_logs["loss"])
-            self._step_optimizer(opt_g, self.regularisers.gradient_clip_g)
+            self._optimize(opt_g, step_logs["loss"], self.regularisers.gradient_clip_g, "g_loss")
         finally:
             self.untoggle_optimizer(opt_g)
         extra = {k: v.detach() for k, v in step_logs.items() if k != "loss"}
@@ -377,8 +388,9 @@ class GANModule(LoopMechanics, pl.LightningModule):
         self._guard({"d_loss": d_logs["loss"], "g_loss": g_logs["loss"]})
         g_params = [p for p in self.generator.parameters() if p.requires_grad]
         d_params = [p for p in self.discriminator.parameters() if p.requires_grad]
-        g_grads = torch.autograd.grad(g_logs["loss"], g_params, retain_graph=True)
-        d_grads = torch.autograd.grad(d_logs["loss"], d_params)
+        # Each loss scaled for its own optimizer (16-mixed); _step_optimizer unscales each once.
+        g_grads = torch.autograd.grad(self._scaled(g_logs["loss"], opt_g), g_params, retain_graph=True)
+        d_grads = torch.autograd.grad(self._scaled(d_logs["loss"], opt_d), d_params)
         for params, grads in ((g_params, g_grads), (d_params, d_grads)):
             for p, g in zip(params, grads):
                 p.grad = g

@@ -138,6 +138,8 @@ class CycleGAN(GANModule):
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
         regularisers: CycleRegularisers | None = CycleRegularisers(),
         nan_guard: bool = True,
+        compile: bool | dict[str, Any] = False,  # noqa: A002 - named after torch.compile (GANModule)
+        channels_last: bool = False,
         **legacy_options: Any,
     ) -> None:
         """``legacy_options``: the flat ``d_steps``/``gradient_clip_g``/``gradient_clip_d`` of old checkpoints."""
@@ -162,6 +164,8 @@ class CycleGAN(GANModule):
                 regularisers=Regularisers(**as_hparams(groups)["regularisers"]),
                 num_fixed_noise=0,  # no latent: the sample grid shows fixed test images instead
                 nan_guard=nan_guard,
+                compile=compile,
+                channels_last=channels_last,
             )
         if not built_by_cli():
             # Networks built in Python are weights, not hyperparameters; the base's own arguments (latent_dim, …)

@@ -20,30 +20,50 @@ from torch import nn
 
 from lightning_gans.compat import (
     attached_trainer,
+    dynamo_graph_breaks,
     is_logging_step,
     optimizer_step_progress,
     optimizer_steps,
+    retainable_compiled_graphs,
     set_optimizer_steps,
 )
 from lightning_gans.errors import ConfigError, NonFiniteLossError
+from lightning_gans.models.compiled import (
+    batch_to_channels_last,
+    compile_networks,
+    compile_options,
+    networks_of,
+    report_graph_breaks,
+    to_channels_last,
+)
 from lightning_gans.models.options import EMA
+from lightning_gans.models.precision import LossScaling
 from lightning_gans.strategies import GANDDPStrategy
 
 PROGRESS_BAR_LOSSES = ("d_loss", "g_loss", "e_loss", "fr_loss")
 CONTROL_NONFINITE, CONTROL_STOP, CONTROL_SIZE = 0, 1, 2  # the control vector's slots
 
 
-class LoopMechanics:
+class LoopMechanics(LossScaling):
     """Optimizer stepping, step counting, guards, EMA and RNG handling for ``GANModule`` (see module docstring)."""
 
-    # ------------------------------------------------------------------ the one gradient reduction, then the step
+    # ------------------------------------------------------------------ one update: guard, backward, reduce, step
+    def _optimize(self, optimizer: Any, loss: torch.Tensor, clip: float | None, name: str) -> None:
+        """Guard ``loss`` (logged as ``name``), backpropagate it scaled for ``optimizer`` and step ``optimizer``:
+        the whole optimizer update of every network whose gradients come from one ``backward``."""
+        self._guard({name: loss})
+        self._backward(loss, optimizer)
+        self._step_optimizer(optimizer, clip)
+
     def _step_optimizer(self, optimizer: Any, clip: float | None) -> None:
         """Average the gradients of ``optimizer``'s parameters over the ranks (``gan_ddp``: exactly one bucketed
-        all-reduce per optimizer step, carrying the control flags), clip them, step, zero them.
+        all-reduce per optimizer step, carrying the control flags), unscale them (16-mixed), clip them, step (a
+        16-mixed step with non-finite gradients is skipped), zero them.
 
         Every optimizer step of every model goes through here, whatever produced the gradients (``backward``,
         ``autograd.grad`` of the simultaneous update, the double backward of a gradient penalty), so no network
-        is reduced twice or missed (``lightning_gans.strategies``).
+        is reduced twice or missed (``lightning_gans.strategies``) and every one is unscaled once
+        (``lightning_gans.models.precision``).
         """
         inner = getattr(optimizer, "optimizer", optimizer)  # LightningOptimizer wraps the torch optimizer
         params = [p for group in inner.param_groups for p in group["params"]]
@@ -52,9 +72,7 @@ class LoopMechanics:
         if trainer is not None and isinstance(trainer.strategy, GANDDPStrategy):
             control = trainer.strategy.reduce_gradients(params, control)
         self._note_control(control)
-        if clip is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
-        optimizer.step()
+        self._scaler_step(optimizer, clip)
         optimizer.zero_grad(set_to_none=True)
 
     # ------------------------------------------------------------------ one batch = one GAN step
@@ -71,6 +89,9 @@ class LoopMechanics:
         before = optimizer_steps(progress) if progress is not None else None
         self._step_started = int(before[0]) if before is not None else 0
         logs = update(batch)
+        if getattr(self, "_graph_breaks_before", None) is not None:
+            report_graph_breaks(self._graph_breaks_before)
+            self._graph_breaks_before = None
         if progress is not None:
             set_optimizer_steps(progress, before[0] + 1, before[1] + 1)
         self._step_schedulers("step")
@@ -90,8 +111,15 @@ class LoopMechanics:
 
         The progress bar shows ``d``/``g`` (``e``/``fr`` in Age-cGAN's later stages): this rank's step losses, copied
         to the host on logging steps. Lightning re-reads progress-bar values after every batch; host copies keep
-        that re-read off the device (a GPU tensor read back is a device sync, every step)."""
-        self.log_dict(logs, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
+        that re-read off the device (a GPU tensor read back is a device sync, every step).
+
+        Under a 16-mixed loss scaler a step whose gradients overflowed is skipped, and the terms computed from
+        them (a gradient penalty's) are not finite there: they count as 0 in the epoch means (biased low by the
+        fraction of skipped steps, typically < 0.1 %), and as they are in the step values."""
+        epoch = logs
+        if self._scaler_guard_active():
+            epoch = {k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for k, v in logs.items()}
+        self.log_dict(epoch, on_step=False, on_epoch=True, batch_size=batch_size, sync_dist=True)
         trainer = attached_trainer(self)
         if trainer is not None and not is_logging_step(trainer):
             return
@@ -112,8 +140,9 @@ class LoopMechanics:
     # ------------------------------------------------------------------ the NaN guard and the control flags
     def _guard(self, losses: dict[str, torch.Tensor]) -> None:
         """Flag a NaN/Inf among ``losses`` on the device (no host sync); the flag reaches every rank with the
-        next gradient reduction and is read on logging steps and before every checkpoint (``_check_control``)."""
-        if not self.hparams.nan_guard:
+        next gradient reduction and is read on logging steps and before every checkpoint (``_check_control``).
+        Under a 16-mixed loss scaler non-finite values are the scaler's (``models.precision``): no flag here."""
+        if not self.hparams.nan_guard or self._scaler_guard_active():
             return
         bad = ~torch.stack([v.detach().float().reshape(()) for v in losses.values()]).isfinite().all()
         control = self._control_pending()
@@ -153,8 +182,17 @@ class LoopMechanics:
         """
         if getattr(self, "_pending", None) is None:
             return False
-        first, stop = (int(v) for v in torch.stack([self._first_nonfinite, self._stop_flag.long()]).tolist())
+        state = torch.stack([self._first_nonfinite.double(), self._stop_flag.double(), *self._loss_scales()])
+        first, stop, *scales = state.tolist()
+        first, stop = int(first), int(stop)
         self.stop_agreed = bool(stop)
+        collapsed = self._collapsed_scale(scales) if self.hparams.nan_guard else None
+        if collapsed:
+            raise NonFiniteLossError(
+                f"Non-finite gradients at almost every step: {collapsed}. Training stopped; the last checkpoint in the "
+                "run's checkpoints/ folder is the last good state. Try --trainer.precision=bf16-mixed or 32, a lower "
+                "learning rate, or --model.regularisers.gradient_clip_d / gradient_clip_g."
+            )
         if first >= 0:
             raise NonFiniteLossError(
                 f"Non-finite loss at GAN step {first} (on at least one rank; checked every "
@@ -202,6 +240,33 @@ class LoopMechanics:
         for ema_b, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
             ema_b.copy_(b)
 
+    # ------------------------------------------------------------------ fit start: precision, compile, memory format
+    def configure_model(self) -> None:
+        """Before a resumed checkpoint is restored: take over 16-mixed loss scaling (``models.precision``), store
+        the networks channels-last and compile them when asked (``models.compiled``)."""
+        self._take_loss_scaling()
+        networks = networks_of(*self._compiled_networks())
+        if self.hparams.get("channels_last"):
+            to_channels_last(networks)
+        options = compile_options(self.hparams.get("compile"))
+        if options is not None:
+            if self._retains_graphs():
+                retainable_compiled_graphs()
+            before = dynamo_graph_breaks()
+            if compile_networks(networks, options):
+                self._graph_breaks_before = before
+
+    def _compiled_networks(self) -> tuple[nn.Module | None, ...]:
+        """The networks ``compile``/``channels_last`` apply to: G and D (a subclass may add its own)."""
+        return (self.generator, self.discriminator)
+
+    def _retains_graphs(self) -> bool:
+        """Whether an update differentiates one forward pass twice (``retain_graph=True``; the simultaneous one)."""
+        return False
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        return batch_to_channels_last(batch) if self.hparams.get("channels_last") else batch
+
     # ------------------------------------------------------------------ RNG: per-rank streams, checkpoints
     def on_train_start(self) -> None:
         self._check_strategy()
@@ -224,12 +289,14 @@ class LoopMechanics:
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if attached_trainer(self) is not None:
             self._check_control()  # a non-finite update never reaches a checkpoint
+        self._save_scalers(checkpoint)
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state_all()
         checkpoint["lightning_gans_rng"] = rng
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._load_scalers(checkpoint)
         rng = checkpoint.get("lightning_gans_rng")
         if rng is None or attached_trainer(self) is None:
             return  # plain weight loading (e.g. `sample`) must not touch the global RNG

@@ -160,9 +160,7 @@ class SGAN(GANModule):
         self.toggle_optimizer(optimizer)
         try:
             step_logs = self.supervised_step(batch)
-            self._guard({"d_supervised": step_logs["loss"]})
-            self.manual_backward(step_logs["loss"])
-            self._step_optimizer(optimizer, self.regularisers.gradient_clip_d)
+            self._optimize(optimizer, step_logs["loss"], self.regularisers.gradient_clip_d, "d_supervised")
         finally:
             self.untoggle_optimizer(optimizer)
         return {"d_supervised": step_logs["loss"].detach(), "train_accuracy": step_logs["train_accuracy"]}
