@@ -20,6 +20,7 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, TensorDataset
 
@@ -56,10 +57,10 @@ class IndexedGAN(GAN):
 
 
 def _indexed_penalty(module: IndexedGAN):
-    def penalty(critic, real, fake):
+    def penalty(critic, real, fake, loss_scale=None):
         module._calls = getattr(module, "_calls", 0) + 1
         epsilon = indexed_draw(module._indices, module._calls, 1, kind="uniform").reshape(-1)
-        return gradient_penalty(critic, real, fake, epsilon=epsilon)
+        return gradient_penalty(critic, real, fake, epsilon=epsilon, loss_scale=loss_scale)
 
     return penalty
 
@@ -72,7 +73,8 @@ GAN_CASES = {
     "wgan_gp": {"loss": "wasserstein", "regularisers": Regularisers(gradient_penalty=10.0)},
     "r1": {"regularisers": Regularisers(r1_gamma=1.0)},
 }
-CASES = [*GAN_CASES, "cyclegan"]
+MIXED_CASES = {"wgan_gp_16_mixed": "wgan_gp", "simultaneous_16_mixed": "simultaneous"}  # fp16 + a scaler each
+CASES = [*GAN_CASES, "cyclegan", *MIXED_CASES]
 
 
 def _gan(case: str) -> IndexedGAN:
@@ -127,6 +129,7 @@ def build(
     n = steps * batch * world
     if case == "cyclegan":
         return _cyclegan(), _loader(_Pairs(n), batch, world, rank)
+    case = MIXED_CASES.get(case, case)
     g = torch.Generator().manual_seed(0)
     points = torch.randn(n, 2, generator=g) * 0.5 + 1.0
     module = _gan(case)
@@ -162,11 +165,16 @@ def fit_worker(rank: int, world: int, port: int, case: str, batch: int, out: str
     """One rank of a ``world``-process fit of ``case`` (``world == 1``: a plain single-device fit)."""
     join_as_rank(rank, world, port)
     module, loader = build(case, batch, world, rank)
-    if case == "wgan_gp":  # this forked process only
+    if case.startswith("wgan_gp"):  # this forked process only
         base_module._gradient_penalty = _indexed_penalty(module)
-    trainer = quiet_trainer(world, out, max_steps=STEPS)
+    precision = {}
+    if case in MIXED_CASES:  # CPU fp16 autocast and a GradScaler (Lightning's 16-mixed would be bf16 on CPU)
+        scaler = torch.amp.GradScaler("cpu", init_scale=1024.0)
+        precision = {"plugins": [MixedPrecision("16-mixed", "cpu", scaler=scaler)]}
+    trainer = quiet_trainer(world, out, max_steps=STEPS, **precision)
     trainer.fit(module, loader)
     state = {
+        "scalers": {i: s.state_dict() for i, s in getattr(module, "_scalers", {}).items()},
         "module": {k: v.detach().clone() for k, v in module.state_dict().items()},
         "optimizers": [opt.state_dict() for opt in trainer.optimizers],
         "global_step": trainer.global_step,
