@@ -127,6 +127,29 @@ def test_reference_cache_skips_the_real_pass_and_misses_on_a_new_protocol(qualit
     assert memory.real_source == "memory" and memory.values == pytest.approx(first.values, rel=1e-12)
 
 
+def test_evaluation_inside_an_autocast_block_is_fp32(quality_env: Path) -> None:
+    """An evaluation run from inside a bf16 autocast block (a training step's) samples with autocast off and gives
+    the fp32 evaluation's FID."""
+    images, labels = MNISTDataModule().real_images("test")
+    protocol = make_protocol("mnist", "test", N, TinyExtractor())
+    autocast_seen: list[bool] = []
+
+    def run() -> dict[str, float]:
+        sampler = ModuleSampler(_gan(), seed=0)
+
+        def sample_fn(*args, **kwargs) -> torch.Tensor:
+            autocast_seen.append(torch.is_autocast_enabled("cpu"))
+            return sampler(*args, **kwargs)
+
+        return evaluate_image_quality(sample_fn, images, labels, TinyExtractor(), protocol, ["fid"]).values
+
+    fp32 = run()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = run()
+    assert autocast_seen and not any(autocast_seen)
+    assert inside == fp32
+
+
 def test_conditional_fakes_use_the_labels_of_the_same_indices(quality_env: Path) -> None:
     images, labels = MNISTDataModule().real_images("test")
     labels = labels.flip(0)  # not simply i % 10, so a wrong index shows

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor
 
 from lightning_gans.evaluation.protocol import EvalProtocol, check_metrics, reference_keys
-from lightning_gans.evaluation.sampler import SampleFn, checked_fakes
+from lightning_gans.evaluation.sampler import SampleFn, checked_fakes, full_precision
 from lightning_gans.evaluation.sharding import (
     ProgressFactory,
     broadcast_flag,
@@ -273,7 +273,7 @@ def evaluate_image_quality(
     metrics = _checked(metrics, extractor, n, real_images, real_labels, conditional)
     device = torch.device(device) if device is not None else extractor.device
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), full_precision(device):
         torch.manual_seed(settings.seed + rank)
         start = time.perf_counter()
         needed = reference_keys(metrics)

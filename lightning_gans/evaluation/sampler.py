@@ -15,6 +15,14 @@ from torch import Tensor
 
 from lightning_gans.capabilities import Sampler, uses_base_noise
 
+
+def full_precision(device: torch.device | str) -> torch.autocast:
+    """Autocast off on ``device``: evaluation samples and extracts features in the networks' own dtype (fp32)
+    whatever precision training uses. Callbacks evaluate outside the training step's autocast anyway; this keeps an
+    evaluation called from inside a step (or any autocast block) the same number."""
+    return torch.autocast(device_type=torch.device(device).type, enabled=False)
+
+
 SampleFn = Callable[..., Tensor]  # sample_fn(count, labels=None, indices=global indices) -> [-1, 1] images
 NOISE_BLOCK = 1024  # latents are drawn in blocks of this many consecutive global indices, one seed per block
 

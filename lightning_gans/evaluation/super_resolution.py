@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
+from lightning_gans.evaluation.sampler import full_precision
 from lightning_gans.evaluation.sharding import shard_indices
 from lightning_gans.metrics.super_resolution import SuperResolutionScores, Upscaler, bicubic_upscale
 
@@ -30,7 +31,7 @@ def evaluate_super_resolution(
         raise ValueError(f"n must be in [1, {len(pairs)}] (the held-out pairs), got {n}")
     scores = SuperResolutionScores(space, crop_border).to(device)
     mine = shard_indices(n, rank, world_size).tolist()
-    with torch.no_grad():
+    with torch.no_grad(), full_precision(device):
         for start in range(0, len(mine), batch_size):
             lr, hr = (
                 torch.stack(part).to(device) for part in zip(*(pairs[i] for i in mine[start : start + batch_size]))

@@ -10,7 +10,7 @@ import time
 import torch
 from torch import Tensor
 
-from lightning_gans.evaluation.sampler import SampleFn, checked_fakes
+from lightning_gans.evaluation.sampler import SampleFn, checked_fakes, full_precision
 from lightning_gans.evaluation.sharding import ProgressFactory, index_batches, progress_bar, shard_indices
 from lightning_gans.metrics.voxel import VoxelCoverage
 
@@ -35,7 +35,7 @@ def evaluate_voxel_quality(
         raise ValueError(f"need n >= 1 reference volumes and n fakes; got n={n} and {len(references)} references")
     device = torch.device(device)
     cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
+    with torch.random.fork_rng(devices=cuda), full_precision(device):
         torch.manual_seed(seed + rank)
         start = time.perf_counter()
         metric = VoxelCoverage(references).to(device)

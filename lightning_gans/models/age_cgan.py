@@ -155,7 +155,7 @@ class AgeCGAN(CGAN):
     def on_fit_start(self) -> None:
         super().on_fit_start()
         if self.stage == "identity":
-            self.face_recognition.to(self.device)
+            self.face_recognition.to(self.device, self.dtype)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)
@@ -222,7 +222,7 @@ class AgeCGAN(CGAN):
     def encode(self, faces: torch.Tensor) -> torch.Tensor:
         """Initial latent approximation z₀ = E(x) (inference mode)."""
         with eval_mode(self.encoder) as encoder:
-            return encoder(faces.to(self.device))
+            return encoder(faces.to(self.device, self.dtype))
 
     def optimise_latents(
         self, faces: torch.Tensor, ages: torch.Tensor, steps: int, lr: float = 0.01, fr: nn.Module | None = None
@@ -234,7 +234,7 @@ class AgeCGAN(CGAN):
             raise ValueError("latent optimisation needs a face-recognition network (model.face_recognition)")
         if hasattr(fr, "load"):
             fr.load()
-        faces = faces.to(self.device)
+        faces = faces.to(self.device, self.dtype)
         ages = check_labels(ages, faces.shape[0], self.num_classes, self.device)
         z = self.encode(faces).clone().requires_grad_(True)
         optimizer = torch.optim.Adam([z], lr=lr)
@@ -251,6 +251,6 @@ class AgeCGAN(CGAN):
     @torch.no_grad()
     def age_faces(self, faces: torch.Tensor, latents: torch.Tensor | None = None) -> torch.Tensor:
         """Each face re-rendered at all six ages: (N·6) images, row i = face i at ages 0-18 … 60+."""
-        z = self.encode(faces) if latents is None else latents.to(self.device)
+        z = self.encode(faces) if latents is None else latents.to(self.device, self.dtype)
         ages = torch.arange(self.num_classes, device=self.device).repeat(z.shape[0])
         return self.sample(len(ages), noise=z.repeat_interleave(self.num_classes, dim=0), labels=ages)

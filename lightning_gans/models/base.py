@@ -174,7 +174,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
     @standard_normal_noise
     def sample_noise(self, n: int) -> torch.Tensor:
         """Latent vectors z ~ N(0, noise_std²), shape (n, latent_dim)."""
-        return torch.randn(n, self.hparams.latent_dim, device=self.device) * self.hparams.noise_std
+        return torch.randn(n, self.hparams.latent_dim, device=self.device, dtype=self.dtype) * self.hparams.noise_std
 
     def real_samples(self, batch: Batch) -> torch.Tensor:
         """The real images/points in a batch (``(x, y)`` tuples by default)."""
@@ -259,10 +259,6 @@ class GANModule(LoopMechanics, pl.LightningModule):
             total = total + hp.drift * logs["d_drift"]
         return total, logs
 
-    def _critic_loss_scale(self) -> torch.Tensor | None:
-        """D's 16-mixed loss scale for the input-gradient penalties (None without a scaler; ``models.precision``)."""
-        return self.loss_scale(self.optimizers()[1]) if self._scaler_guard_active() else None
-
     def generator_step(self, batch: Batch) -> dict:
         """G loss on a fresh batch of fakes (fresh z, as the books' seeds do); feature matching when enabled."""
         fake = self.generate(batch)
@@ -307,7 +303,7 @@ class GANModule(LoopMechanics, pl.LightningModule):
         was_training = net.training
         net.eval()
         try:
-            z = self.sample_noise(n) if noise is None else noise.to(self.device)
+            z = self.sample_noise(n) if noise is None else noise.to(self.device, self.dtype)
             return net(z)
         finally:
             net.train(was_training)
@@ -349,9 +345,6 @@ class GANModule(LoopMechanics, pl.LightningModule):
 
     def _batch_size(self, batch: Batch) -> int:
         return self.real_samples(batch).shape[0]
-
-    def _retains_graphs(self) -> bool:
-        return self.schedule.update == "simultaneous"
 
     def _discriminator_update(self, batch: Batch) -> dict:
         opt_d = self.optimizers()[1]

@@ -108,7 +108,7 @@ class CGAN(GANModule):
         if labels is None:
             labels = torch.arange(n) % self.num_classes
         labels = check_labels(labels, n, self.num_classes, self.device)
-        z = self.sample_noise(n) if noise is None else noise.to(self.device)
+        z = self.sample_noise(n) if noise is None else noise.to(self.device, self.dtype)
         with eval_mode(self.sampling_generator) as net:
             return net(z, labels)
 

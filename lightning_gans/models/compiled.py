@@ -10,7 +10,7 @@
   breaks of the first GAN step are reported once. Gradient penalties (WGAN-GP, R1) differentiate D twice, which
   compiled graphs do not support: those D calls run eagerly (``compat.eager_calls``); everything else stays compiled.
 * ``--model.channels_last=true`` stores the networks' conv weights NHWC (``channels_last_3d`` for 3-D convs) and
-  converts the image tensors of every batch on the device, the memory format cuDNN's tensor-core convolutions
+  converts the image tensors of every training batch on the device, the memory format cuDNN's tensor-core convolutions
   prefer (fp16/bf16 on Volta and later). Off by default: on CPU it does not pay (docs/precision.md).
 
 On CPU neither pays for these small GANs (measured: compile made the DCGAN-MNIST step slower); they are for GPUs,

@@ -142,7 +142,8 @@ class CycleGAN(GANModule):
         channels_last: bool = False,
         **legacy_options: Any,
     ) -> None:
-        """``legacy_options``: the flat ``d_steps``/``gradient_clip_g``/``gradient_clip_d`` of old checkpoints."""
+        """``legacy_options``: the flat ``d_steps``/``gradient_clip_g``/``gradient_clip_d`` of old checkpoints.
+        Long because every option is spelled out (LightningCLI reads this signature) and handed to ``GANModule``."""
         groups = {"schedule": schedule, "regularisers": regularisers}
         groups = regroup(type(self).__name__, groups, legacy_options, kinds=CYCLE_GROUPS)
         check_options(loss, cycle_loss, lambda_cycle, lambda_identity, order, d_fakes)
@@ -212,7 +213,7 @@ class CycleGAN(GANModule):
         if direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
         with eval_mode(self.generator[DIRECTIONS[direction][0]]) as net:
-            return net(images.to(self.device))
+            return net(images.to(self.device, self.dtype))
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, domain: str) -> torch.Tensor:

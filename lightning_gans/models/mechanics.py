@@ -88,6 +88,8 @@ class LoopMechanics(LossScaling):
         progress = optimizer_step_progress(trainer) if trainer is not None else None
         before = optimizer_steps(progress) if progress is not None else None
         self._step_started = int(before[0]) if before is not None else 0
+        if self.hparams.get("channels_last"):
+            batch = batch_to_channels_last(batch)  # here, not in on_after_batch_transfer: a datamodule may own that
         logs = update(batch)
         if getattr(self, "_graph_breaks_before", None) is not None:
             report_graph_breaks(self._graph_breaks_before)
@@ -262,10 +264,7 @@ class LoopMechanics(LossScaling):
 
     def _retains_graphs(self) -> bool:
         """Whether an update differentiates one forward pass twice (``retain_graph=True``; the simultaneous one)."""
-        return False
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        return batch_to_channels_last(batch) if self.hparams.get("channels_last") else batch
+        return getattr(getattr(self, "schedule", None), "update", None) == "simultaneous"
 
     # ------------------------------------------------------------------ RNG: per-rank streams, checkpoints
     def on_train_start(self) -> None:

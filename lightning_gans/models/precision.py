@@ -88,6 +88,10 @@ class LossScaling:
         scaler = self.loss_scaler(optimizer)
         return None if scaler is None else scaler.scale(torch.ones((), device=self.device))
 
+    def _critic_loss_scale(self) -> torch.Tensor | None:
+        """D's loss scale for the input-gradient penalties (``GANModule``'s optimizers are [G, D]); None without."""
+        return self.loss_scale(self.optimizers()[1]) if self._scaler_guard_active() else None
+
     def _scaled(self, loss: torch.Tensor, optimizer: Any) -> torch.Tensor:
         """``loss`` times ``optimizer``'s loss scale (unchanged without a scaler): what to differentiate."""
         scaler = self.loss_scaler(optimizer)

@@ -162,7 +162,7 @@ class ProGAN(GANModule):
         was_training = net.training
         net.eval()
         try:
-            z = self.sample_noise(n) if noise is None else noise.to(self.device)
+            z = self.sample_noise(n) if noise is None else noise.to(self.device, self.dtype)
             images = net(z, self.level, self.alpha).clamp(-1.0, 1.0)
         finally:
             net.train(was_training)

@@ -218,7 +218,7 @@ class SRGAN(GANModule):
         was_training = net.training
         net.eval()
         try:
-            return net(lr.to(self.device))
+            return net(lr.to(self.device, self.dtype))
         finally:
             net.train(was_training)
 

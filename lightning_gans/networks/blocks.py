@@ -59,6 +59,11 @@ class EqualizedLinear(nn.Module):
         return f"{self.weight.shape[1]}, {self.weight.shape[0]}, scale={self.scale:.4g}"
 
 
+def _at_least_fp32(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 when it is float16/bfloat16 (mixed precision), else unchanged (float32, float64)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 class PixelNorm(nn.Module):
     """Per-pixel feature vector normalisation over channels (dim 1): a / √(mean_c a² + ε) (Karras §4.2)."""
 
@@ -67,7 +72,10 @@ class PixelNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps)
+        # In fp32 under autocast (CPU autocast keeps pow/mean/rsqrt in fp16): fp16 rounds ε = 1e-8 to 0 (rsqrt(0) =
+        # inf, 0·inf = NaN at an all-zero pixel) and a² overflows above 256.
+        a = _at_least_fp32(x)
+        return (a * torch.rsqrt(a.pow(2).mean(dim=1, keepdim=True) + self.eps)).to(x.dtype)
 
 
 def minibatch_group_size(batch: int, group_size: int = 4) -> int:
@@ -91,8 +99,10 @@ class MinibatchStdDev(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
         g = minibatch_group_size(b, self.group_size)
-        y = x.reshape(g, b // g, c, h, w)
+        # The statistic in fp32 under autocast: fp16 rounds ε = 1e-8 to 0, and a zero variance (also an underflowed
+        # one) then gives sqrt'(0) = inf, a NaN gradient.
+        y = _at_least_fp32(x).reshape(g, b // g, c, h, w)
         y = (y - y.mean(dim=0)).pow(2).mean(dim=0).add(self.eps).sqrt()  # population std, [B/G, C, H, W]
-        s = y.mean(dim=(1, 2, 3))  # [B/G]
+        s = y.mean(dim=(1, 2, 3)).to(x.dtype)  # [B/G]
         feature = s.repeat(g).reshape(b, 1, 1, 1).expand(b, 1, h, w)  # sample i gets s[i mod B/G]
         return torch.cat([x, feature], dim=1)
