@@ -12,7 +12,7 @@ export LIGHTNING_GANS_DATA := $(DATA_DIR)
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality bench-ddp compare extractor lint format clean
+.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality bench-ddp bench-precision gpu-check compare extractor lint format clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -57,6 +57,14 @@ bench-quality: $(STAMP) ## book vs recommended MNIST recipes, 15 CPU-min each: F
 
 bench-fid: $(STAMP) ## one FID evaluation (N=10k): our callback core vs torchmetrics directly, and the cache
 	$(PY) benchmarks/bench_fid.py $(ARGS)
+
+# CPU: DCGAN-MNIST b64 (and CelebA-64 b8) steps in fp32, bf16-mixed, 16-mixed (fp16 autocast), compiled; ~3 min.
+bench-precision: $(STAMP) ## precision/compile step-time table on this CPU, ratios to fp32 eager
+	$(PY) benchmarks/bench_precision.py $(ARGS)
+
+# On a CUDA machine with only torch, torchvision, lightning, torchmetrics (no .venv needed); < 5 min, no network.
+gpu-check: ## GPU table: 3 GANs x fp32/bf16/16-mixed/compiled/CUDA graphs + 10k FID -> runs/gpu_check.txt
+	PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),python3) benchmarks/gpu_check.py --out runs/gpu_check.txt $(ARGS)
 
 compare: $(STAMP) ## leaderboard of runs by FID, one table per eval protocol: make compare RUNS="runs/"
 	$(VENV)/bin/lightning-gans compare $(or $(RUNS),runs) --out $(or $(OUT),compare)
