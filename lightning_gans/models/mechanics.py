@@ -37,7 +37,7 @@ from lightning_gans.models.compiled import (
     to_channels_last,
 )
 from lightning_gans.models.options import EMA
-from lightning_gans.models.precision import LossScaling
+from lightning_gans.models.precision import LossScaling, inner_optimizer
 from lightning_gans.strategies import GANDDPStrategy
 
 PROGRESS_BAR_LOSSES = ("d_loss", "g_loss", "e_loss", "fr_loss")
@@ -65,7 +65,7 @@ class LoopMechanics(LossScaling):
         is reduced twice or missed (``lightning_gans.strategies``) and every one is unscaled once
         (``lightning_gans.models.precision``).
         """
-        inner = getattr(optimizer, "optimizer", optimizer)  # LightningOptimizer wraps the torch optimizer
+        inner = inner_optimizer(optimizer)
         params = [p for group in inner.param_groups for p in group["params"]]
         control = self._control_pending()
         trainer = attached_trainer(self)

@@ -45,7 +45,7 @@ MIN_LOSS_SCALE = 2.0**-16  # 2**16 (GradScaler's initial scale) halved 32 times
 SCALER_STATES = "lightning_gans_loss_scalers"
 
 
-def _inner(optimizer: Any) -> torch.optim.Optimizer:
+def inner_optimizer(optimizer: Any) -> torch.optim.Optimizer:
     """The torch optimizer behind a ``LightningOptimizer`` (or the optimizer itself)."""
     return getattr(optimizer, "optimizer", optimizer)
 
@@ -63,9 +63,9 @@ class LossScaling:
         self._scalers: dict[int, torch.amp.GradScaler] = getattr(self, "_scalers", {})
 
     def _optimizer_index(self, optimizer: Any) -> int:
-        inner = _inner(optimizer)
+        inner = inner_optimizer(optimizer)
         for i, candidate in enumerate(self.trainer.optimizers):
-            if _inner(candidate) is inner:
+            if inner_optimizer(candidate) is inner:
                 return i
         raise ValueError("this optimizer is not one of the trainer's optimizers")
 
