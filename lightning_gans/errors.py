@@ -25,6 +25,7 @@ __all__ = [
     "LightningGANsError",
     "MissingPackageError",
     "NonFiniteLossError",
+    "ReferenceStatsError",
     "VGGWeightsError",
     "VoxelFormatError",
 ]
@@ -100,6 +101,10 @@ class FaceRecognitionWeightsError(LightningGANsError, FileNotFoundError):
 
 class VoxelFormatError(LightningGANsError, ValueError):
     """A voxel file is not in the format its extension promises."""
+
+
+class ReferenceStatsError(LightningGANsError, ValueError):
+    """A reference-statistics file that is unreadable, fails its checksums, or was computed under another protocol."""
 
 
 class CompareError(LightningGANsError, RuntimeError):

@@ -113,10 +113,10 @@ def test_two_protocols_two_tables_ranked(runs: Path, tmp_path: Path) -> None:
         "lsgan_mnist/20260101-000002",
     ]
     assert [row[0] for row in big] == ["1", "2", "3"]
-    # rank, run, experiment, model, dataset, seed, best FID, step, IS, KID
-    assert big[0][2:] == ["dcgan_mnist", "DCGAN", "mnist", "0", "9.50", "200", "8.50", "0.0040 ± 0.0010"]
+    # rank, run, experiment, model, dataset, seed, best FID, step, vs. above, IS, KID
+    assert big[0][2:] == ["dcgan_mnist", "DCGAN", "mnist", "0", "9.50", "200", "", "8.50", "0.0040 ± 0.0010"]
     assert big[1][3:8] == ["WGANGP", "mnist", "1", "12.00", "200"]  # the `eval` line counts
-    assert big[1][8:] == ["–", "–"]
+    assert big[1][8:] == ["", "–", "–"]
     assert [row[1] for row in small] == ["dcgan_mnist_1k/20260101-000003"]
     assert small[0][6:8] == ["2.00", "200"]
     assert "no_quality" not in markdown
@@ -140,8 +140,8 @@ def test_kid_ranking_and_single_protocol(runs: Path, tmp_path: Path) -> None:
     markdown, _, _ = compare([str(runs / "dcgan_mnist")], metric="kid", out=str(tmp_path / "k"))
     assert "not ranked together" not in markdown
     (table,) = _tables(markdown)
-    assert table[0][6:8] == ["0.0040", "200"]  # best KID and its step
-    assert table[0][8:] == ["9.50", "8.50"]  # FID, IS at that evaluation
+    assert table[0][6:8] == ["0.0040 ± 0.0010", "200"]  # best KID and its step
+    assert table[0][8:] == ["", "9.50", "8.50"]  # vs. above, FID, IS at that evaluation
 
 
 def test_is_ranking_takes_max(runs: Path, tmp_path: Path) -> None:

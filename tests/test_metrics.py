@@ -211,7 +211,7 @@ def test_kid_cached_real_features_duplicates_and_gathered_state() -> None:
     # After a DDP gather a list state is one tensor, with a 1-D float empty tensor from a rank without data.
     kid.fake_features = torch.cat([torch.tensor([]), fake])
     kid.fake_indices = torch.cat([torch.tensor([]), torch.arange(100)])
-    assert torch.equal(kid._side("fake"), fake)
+    assert torch.equal(kid.side("fake"), fake)
 
 
 def test_scores_invariant_to_update_order_and_rank_layout() -> None:

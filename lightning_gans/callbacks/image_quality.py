@@ -40,11 +40,14 @@ from lightning_gans.compat import logged_step
 from lightning_gans.errors import ConfigError
 from lightning_gans.evaluation import (
     METRIC_OBJECTS,
+    EvalProtocol,
     EvalSettings,
     ModuleSampler,
     broadcast_buffers,
     check_metrics,
     evaluate_image_quality,
+    evaluation_metadata,
+    load_reference,
     make_protocol,
     metric_names,
 )
@@ -92,9 +95,16 @@ class ImageQualityCallback(Callback):
         collapse_patience: int = 3,
         collapse_grace_steps: int = 0,
         stop_on_collapse: bool = False,
+        prdc_k: int = 5,
+        repeats: int = 1,
+        reference: str | None = None,
     ) -> None:
+        """Long because every option is checked and stored here; ``reference``: a stats file (``lightning-gans
+        stats compute``) for the real side, refused at fit start unless its protocol is this callback's."""
         super().__init__()
         self.metrics = check_metrics(metrics)
+        if prdc_k < 1 or repeats < 1:
+            raise ConfigError(f"ImageQualityCallback: prdc_k and repeats must be >= 1, got {prdc_k}, {repeats}")
         if collapse_coverage is not None and "coverage" not in self.metrics:
             raise ConfigError(
                 f"ImageQualityCallback: collapse_coverage={collapse_coverage} needs the coverage metric: add coverage "
@@ -124,8 +134,9 @@ class ImageQualityCallback(Callback):
         self.collapse_patience = collapse_patience
         self.collapse_grace_steps = collapse_grace_steps
         self.stop_on_collapse = stop_on_collapse
+        self.prdc_k, self.repeats, self.reference_file = prdc_k, repeats, reference
         self.low_coverage_streak = 0  # consecutive evaluations with coverage < collapse_coverage (checkpointed)
-        self.names = metric_names(self.metrics, extractor, num_samples)
+        self.names = metric_names(self.metrics, extractor, num_samples, repeats)
         self.last_metrics: dict[str, float] = {}
         self._extractor: FeatureExtractor | None = None  # a callback attribute: never in the model's checkpoint
         self._reference: dict[str, torch.Tensor] | None = None  # rank 0's real statistics, reused within a run
@@ -148,12 +159,17 @@ class ImageQualityCallback(Callback):
         check_metrics(self.metrics, self._extractor)
         if not is_sampler(pl_module):
             raise ConfigError(f"ImageQualityCallback: {type(pl_module).__name__} has no sample(n) method")
-        if "cond_acc" in self.metrics and not is_conditional(pl_module):
-            raise ConfigError(
-                f"ImageQualityCallback: cond_acc (conditional accuracy) needs a conditional model, "
-                f"{type(pl_module).__name__} is not one: drop cond_acc from the callback's metrics"
-            )
+        for metric in ("cond_acc", "intra_fid"):
+            if metric in self.metrics and not is_conditional(pl_module):
+                raise ConfigError(
+                    f"ImageQualityCallback: {metric} needs a conditional model, {type(pl_module).__name__} is not "
+                    f"one: drop {metric} from the callback's metrics"
+                )
         self._real_data(trainer)
+        if self.reference_file is not None:
+            self._reference = load_reference(
+                self.reference_file, self._protocol(trainer, self._extractor), self.metrics
+            )
 
     def _real_data(self, trainer: pl.Trainer) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self._real is not None:
@@ -202,14 +218,23 @@ class ImageQualityCallback(Callback):
         broadcast_buffers(pl_module, trainer.world_size)  # every rank scores rank 0's generator (BN statistics)
         self._evaluate(trainer, pl_module, epoch_end)
 
+    def _protocol(self, trainer: pl.Trainer, extractor: FeatureExtractor) -> EvalProtocol:
+        dataset = getattr(trainer.datamodule, "name", type(trainer.datamodule).__name__)
+        return make_protocol(dataset, self.split, self.num_samples, extractor)
+
     def _evaluate(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch_end: bool) -> None:
         """One evaluation (subclasses score other things here; ``_run`` decides when and syncs the buffers)."""
         extractor = self._get_extractor(pl_module.device)
         images, labels = self._real_data(trainer)
-        dataset = getattr(trainer.datamodule, "name", type(trainer.datamodule).__name__)
-        protocol = make_protocol(dataset, self.split, self.num_samples, extractor)
+        protocol = self._protocol(trainer, extractor)
         settings = EvalSettings(
-            self.batch_size, self.kid_subsets, self.kid_subset_size, self.coverage_threshold, self.seed
+            self.batch_size,
+            self.kid_subsets,
+            self.kid_subset_size,
+            self.coverage_threshold,
+            self.seed,
+            self.prdc_k,
+            self.repeats,
         )
         result = evaluate_image_quality(
             ModuleSampler(pl_module, seed=self.seed),
@@ -232,15 +257,7 @@ class ImageQualityCallback(Callback):
         logged = {self.names[k]: v for k, v in result.values.items()}
         self.last_metrics = dict(logged)
         self._log(trainer, pl_module, logged, epoch_end)
-        meta: dict[str, Any] = {
-            "protocol": protocol.as_dict(),
-            "real_statistics": result.real_source,
-            "seed": self.seed,
-        }
-        if "kid" in self.metrics:
-            meta["kid_settings"] = {"subsets": self.kid_subsets, "subset_size": self.kid_subset_size}
-        if {"coverage", "class_kl"} & set(self.metrics):
-            meta["coverage_threshold"] = self.coverage_threshold
+        meta = evaluation_metadata(protocol, result, self.metrics, settings)
         append_metrics(trainer, logged, kind="image_quality", wall_time_s=round(result.wall_time_s, 3), **meta)
         self._check_collapse(trainer, result.values, extractor)
 

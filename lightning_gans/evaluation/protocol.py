@@ -17,26 +17,37 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from lightning_gans.metrics import (
+    PRDC_KEYS,
+    ClassFrechetDistance,
     ClassHistogram,
     ConditionalAccuracy,
     FrechetDistance,
     InceptionScoreSum,
     KernelDistance,
+    PrecisionRecallDensityCoverage,
 )
 from lightning_gans.metrics.extractors import FeatureExtractor
 from lightning_gans.outputs import higher_is_better
 
-METRICS = ("fid", "is", "kid", "cond_acc", "coverage", "class_kl")
+METRICS = ("fid", "is", "kid", "prdc", "intra_fid", "cond_acc", "coverage", "class_kl")
 NEEDS_LOGITS = ("is", "cond_acc", "coverage", "class_kl")
+CONDITIONAL_ONLY = ("cond_acc", "intra_fid")
+# The values a metric yields (default: its own name). PRDC's coverage is "prdc_coverage": "coverage" is class coverage.
+OUTPUTS: dict[str, tuple[str, ...]] = {"kid": ("kid", "kid_std"), "prdc": tuple(f"prdc_{k}" for k in PRDC_KEYS)}
 # The metric object behind each score key (its higher_is_better sets W&B summaries and compare's ranking).
 METRIC_OBJECTS: dict[str, type] = {
     "fid": FrechetDistance,
     "kid": KernelDistance,
     "is": InceptionScoreSum,
+    "intra_fid": ClassFrechetDistance,
+    **{f"prdc_{k}": PrecisionRecallDensityCoverage for k in PRDC_KEYS},
     "cond_acc": ConditionalAccuracy,
     "coverage": ClassHistogram,
     "class_kl": ClassHistogram,
 }
+# FID's bias falls like 1/N (Chong & Forsyth 2020) and the covariance of N <= d samples is singular: below this
+# many samples per feature dimension a warning says what N to use.
+SAMPLES_PER_DIMENSION = 5
 HIGHER_IS_BETTER: dict[str, bool | None] = {key: higher_is_better(cls, key) for key, cls in METRIC_OBJECTS.items()}
 
 
@@ -45,13 +56,37 @@ def count_label(n: int) -> str:
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
 
-def metric_names(metrics: list[str] | tuple[str, ...], extractor: str, n: int) -> dict[str, str]:
-    """Logged names carrying the protocol: ``fid/<extractor>/<N>`` etc. (KID adds ``kid_std/…``)."""
+def output_keys(metrics: list[str] | tuple[str, ...], repeats: int = 1) -> list[str]:
+    """The value keys the metrics yield (``kid`` → kid, kid_std; ``prdc`` → prdc_precision, …); with
+    ``repeats > 1`` each value also gets ``<key>_std``, the spread over the repeats (KID's std is pooled)."""
+    keys = [key for m in metrics for key in OUTPUTS.get(m, (m,))]
+    if repeats > 1:
+        keys += [f"{key}_std" for key in keys if key != "kid_std" and f"{key}_std" not in keys]
+    return keys
+
+
+def metric_names(metrics: list[str] | tuple[str, ...], extractor: str, n: int, repeats: int = 1) -> dict[str, str]:
+    """Logged names carrying the protocol: ``fid/<extractor>/<N>`` etc. (KID adds ``kid_std/…``, PRDC
+    ``prdc_precision/…`` … ``prdc_coverage/…``, repeats ``fid_std/…``)."""
     suffix = f"{extractor}/{count_label(n)}"
-    names = {m: f"{m}/{suffix}" for m in metrics}
-    if "kid" in metrics:
-        names["kid_std"] = f"kid_std/{suffix}"
-    return names
+    return {key: f"{key}/{suffix}" for key in output_keys(metrics, repeats)}
+
+
+def sample_size_warning(
+    metrics: list[str] | tuple[str, ...], n: int, num_features: int, classes: int = 1
+) -> str | None:
+    """A warning when N (N/K per class for intra-FID) is too small for FID on ``num_features``-d features."""
+    need = SAMPLES_PER_DIMENSION * num_features
+    per_class = n // max(classes, 1)
+    checks = [("fid", n, "N"), ("intra_fid", per_class, f"N/K (K={classes})")]
+    for metric, count, what in checks:
+        if metric in metrics and count < need:
+            return (
+                f"{metric} with {what}={count} samples of {num_features}-d features is strongly biased upward (FID's "
+                f"bias falls like 1/N, Chong & Forsyth 2020; the covariance of N <= d samples is singular): use "
+                f"{what} >= {need} (50k for Inception) and compare runs only at equal N"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -120,10 +155,14 @@ def check_metrics(metrics: list[str] | tuple[str, ...], extractor: FeatureExtrac
 
 
 def reference_keys(metrics: list[str] | tuple[str, ...]) -> set[str]:
-    """The reference-statistics entries the metrics need (IS needs none)."""
+    """The reference-statistics entries the metrics need (IS and the classifier metrics need none): FID
+    ``fid_sum/fid_outer/fid_n``; KID and PRDC the real ``features`` and their ``indices``; intra-FID
+    ``class_sum/class_outer/class_n``."""
     keys: set[str] = set()
     if "fid" in metrics:
         keys |= {"fid_sum", "fid_outer", "fid_n"}
-    if "kid" in metrics:
-        keys |= {"kid_features", "kid_indices"}
+    if {"kid", "prdc"} & set(metrics):
+        keys |= {"features", "indices"}
+    if "intra_fid" in metrics:
+        keys |= {"class_sum", "class_outer", "class_n"}
     return keys

@@ -12,13 +12,12 @@ extracts features once per evaluation and feeds all three metrics.
 
 from __future__ import annotations
 
-from copy import deepcopy
-
 import torch
 from torch import Tensor, nn
 from torchmetrics import Metric
 from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.utilities import dim_zero_cat
+
+from lightning_gans.metrics.indexed import IndexedFeatures
 
 
 class _PrecomputedFeatures(nn.Module):
@@ -56,13 +55,19 @@ class FrechetDistance(FrechetInceptionDistance):
     def set_real_statistics(self, sum: Tensor, outer: Tensor, n: Tensor | int) -> None:  # noqa: A002
         """Replace the real-side states by cached totals (Σx, Σxxᵀ, N). Under DDP put the totals on rank 0 and
         zeros on the other ranks: the sum-reduction then yields the totals."""
+        self.set_statistics("real", sum, outer, n)
+
+    def set_statistics(self, side: str, sum: Tensor, outer: Tensor, n: Tensor | int) -> None:  # noqa: A002
+        """Replace the ``"real"`` or ``"fake"`` states by totals (Σx, Σxxᵀ, N) (intra-FID scores classes so)."""
         d = self.num_features
         if sum.shape != (d,) or outer.shape != (d, d):
             raise ValueError(f"expected sum ({d},) and outer ({d}, {d}), got {tuple(sum.shape)}, {tuple(outer.shape)}")
         device = self.real_features_sum.device
-        self.real_features_sum = sum.detach().to(device=device, dtype=torch.float64).clone()
-        self.real_features_cov_sum = outer.detach().to(device=device, dtype=torch.float64).clone()
-        self.real_features_num_samples = torch.as_tensor(n, dtype=torch.long, device=device).clone()
+        setattr(self, f"{side}_features_sum", sum.detach().to(device=device, dtype=torch.float64).clone())
+        setattr(self, f"{side}_features_cov_sum", outer.detach().to(device=device, dtype=torch.float64).clone())
+        setattr(self, f"{side}_features_num_samples", torch.as_tensor(n, dtype=torch.long, device=device).clone())
+        if side == "fake":
+            self.orig_dtype, self._update_count = torch.float64, max(self._update_count, 1)
 
     def real_statistics(self) -> tuple[Tensor, Tensor, Tensor]:
         """(Σx, Σxxᵀ, N) of the real features over all ranks (a collective call under DDP: call it on every rank)."""
@@ -114,22 +119,7 @@ class InceptionScoreSum(Metric):
         return kl.exp()
 
 
-def _sorted_unique(features: Tensor, indices: Tensor, what: str) -> Tensor:
-    """Rows of ``features`` ordered by ``indices``; duplicated indices (e.g. a padded DistributedSampler) are
-    kept once, after checking the duplicates carry identical features."""
-    order = torch.argsort(indices, stable=True)
-    features, indices = features[order], indices[order]
-    keep = torch.ones_like(indices, dtype=torch.bool)
-    keep[1:] = indices[1:] != indices[:-1]
-    if not keep.all():
-        first = torch.cumsum(keep, 0) - 1  # row of the first occurrence of each index
-        if not torch.equal(features, features[keep][first]):
-            raise ValueError(f"KernelDistance: {what} sample indices repeat with different features")
-        features = features[keep]
-    return features
-
-
-class KernelDistance(Metric):
+class KernelDistance(IndexedFeatures):
     """KID: unbiased MMD² with the kernel k(x, y) = (xᵀy/d + 1)^degree, averaged over ``subsets`` random subsets
     of ``subset_size`` real and fake samples (Bińkowski et al. 2018); ``compute()`` returns (mean, std).
 
@@ -151,37 +141,10 @@ class KernelDistance(Metric):
         reset_real_features: bool = True,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(reset_real_features=reset_real_features, **kwargs)
         if subsets < 1 or subset_size < 2:
             raise ValueError(f"need subsets >= 1 and subset_size >= 2, got {subsets}, {subset_size}")
         self.subsets, self.subset_size, self.degree, self.seed = subsets, subset_size, degree, seed
-        self.reset_real_features = reset_real_features
-        for side in ("real", "fake"):
-            self.add_state(f"{side}_features", [], dist_reduce_fx="cat")
-            self.add_state(f"{side}_indices", [], dist_reduce_fx="cat")
-
-    def update(self, features: Tensor, real: bool, indices: Tensor) -> None:
-        """Add features (N, d) with their global sample indices (N,) (unique within the real / the fake set)."""
-        if features.dim() != 2 or indices.shape != (features.shape[0],):
-            shapes = f"{tuple(features.shape)} and {tuple(indices.shape)}"
-            raise ValueError(f"expected features (N, d) and indices (N,), got {shapes}")
-        side = "real" if real else "fake"
-        getattr(self, f"{side}_features").append(features.detach().to(self.device))
-        getattr(self, f"{side}_indices").append(indices.detach().to(self.device, torch.long))
-
-    def set_real_features(self, features: Tensor, indices: Tensor) -> None:
-        """Replace the real samples (e.g. from the reference cache). Under DDP give them to rank 0 only and empty
-        (0, d) / (0,) tensors to the other ranks, as the gather concatenates every rank's list."""
-        self.real_features, self.real_indices = [], []
-        self.update(features, True, indices)
-
-    def _side(self, side: str) -> Tensor:
-        features, indices = getattr(self, f"{side}_features"), getattr(self, f"{side}_indices")
-        if not (isinstance(features, list) and not features):  # a gathered state is one tensor
-            features, indices = dim_zero_cat(features), dim_zero_cat(indices).long()
-        if isinstance(features, list) or len(indices) == 0:
-            raise RuntimeError(f"KernelDistance: no {side} samples")
-        return _sorted_unique(features.double(), indices, side)
 
     @staticmethod
     def mmd2_unbiased(x: Tensor, y: Tensor, degree: int = 3) -> Tensor:
@@ -208,7 +171,7 @@ class KernelDistance(Metric):
 
     def compute(self) -> tuple[Tensor, Tensor]:
         """(mean, std) of the subset MMD² estimates (float64; std over subsets, ddof 0 like torch-fidelity)."""
-        real, fake = self._side("real"), self._side("fake")
+        real, fake = self.side("real"), self.side("fake")
         if real.shape[1] != fake.shape[1]:
             raise ValueError(f"real and fake features differ in size: {real.shape[1]} vs {fake.shape[1]}")
         scores = torch.stack(
@@ -218,12 +181,3 @@ class KernelDistance(Metric):
             ]
         )
         return scores.mean(), scores.std(unbiased=False)
-
-    def reset(self) -> None:
-        """Reset; with ``reset_real_features=False`` the real samples are kept."""
-        if self.reset_real_features:
-            super().reset()
-            return
-        kept = (deepcopy(self.real_features), deepcopy(self.real_indices))
-        super().reset()
-        self.real_features, self.real_indices = kept

@@ -1,4 +1,4 @@
-"""``lightning-gans compare``: a leaderboard of runs by FID (or KID / IS), one table per evaluation protocol.
+"""``lightning-gans compare``: a leaderboard of runs by FID (or KID / IS / intra-FID / PRDC), one table per protocol.
 
     lightning-gans compare runs/ [--metric fid] [--out compare] [--log-y]
     lightning-gans compare --wandb-project entity/lightning-gans        # online only
@@ -7,6 +7,10 @@ Each argument is a run directory (holding ``metrics.jsonl``) or any parent of ru
 ``"kind": "image_quality"`` or ``"kind": "eval"`` are read; their ``protocol`` dict (dataset, split, n, extractor,
 weights, image_size, resize) decides which scores may be compared, so runs are ranked only against runs evaluated
 under the identical protocol. Writes ``<out>.md`` (the tables) and ``<out>.png`` (metric vs step per run).
+
+Spreads: a score with a std (``fid_std`` from ``eval --repeats``, KID's subset std) is shown as ``mean ± std``, and
+a row whose best score differs from the row ranked above it by less than their combined spread
+(√(σ₁² + σ₂²)) is marked "within spread": those two runs are not told apart by this evaluation.
 """
 
 from __future__ import annotations
@@ -24,8 +28,18 @@ from lightning_gans.errors import CompareError  # noqa: F401 - re-exported (old 
 from lightning_gans.evaluation import HIGHER_IS_BETTER
 
 QUALITY_KINDS = ("image_quality", "eval")
-METRICS = ("fid", "is", "kid", "kid_std")
-LABELS = {"fid": "FID", "is": "IS", "kid": "KID"}
+LABELS = {
+    "fid": "FID",
+    "is": "IS",
+    "kid": "KID",
+    "intra_fid": "intra-FID",
+    "prdc_precision": "precision",
+    "prdc_recall": "recall",
+    "prdc_density": "density",
+    "prdc_coverage": "PRDC coverage",
+}
+# Every score read from metrics.jsonl: the rankable ones and their spreads (``<key>_std``: repeats; KID's own std).
+METRICS = (*LABELS, *(f"{key}_std" for key in LABELS))
 PROTOCOL_ORDER = ("dataset", "split", "n", "extractor", "weights", "image_size", "resize")
 FIELD_NAMES = {"n": "N", "weights": "extractor weights", "image_size": "image size"}
 WANDB_TIMEOUT_S = 15
@@ -223,7 +237,9 @@ def read_wandb_project(project: str, protocols: dict[str, dict[str, Any]]) -> li
 
 # ---------------------------------------------------------------------- report
 def _fmt(value: float | None, metric: str) -> str:
-    return "–" if value is None else f"{value:.4f}" if metric.startswith("kid") else f"{value:.2f}"
+    if value is None:
+        return "–"
+    return f"{value:.4f}" if metric.startswith(("kid", "prdc")) else f"{value:.2f}"
 
 
 def render_markdown(
@@ -241,7 +257,7 @@ def render_markdown(
     if len(keys) > 1:
         why = explain_differences([protocols[k] for k in keys])
         lines += [f"Runs under different protocols are not ranked together ({why}).", ""]
-    others = [m for m in ("fid", "is", "kid") if m != metric]
+    others = [m for m in LABELS if m != metric]
     for i, key in enumerate(keys, 1):
         ranked = [(r, r.best(key, metric)) for r in records]
         ranked = [(r, e) for r, e in ranked if e is not None]
@@ -250,25 +266,45 @@ def render_markdown(
         if not ranked:
             lines += [f"No {label} values under this protocol.", ""]
             continue
-        shown = [m for m in others if any(m in e.values for _, e in ranked)]
-        header = ["rank", "run", "experiment", "model", "dataset", "seed", f"best {label}", "step"]
-        header += [LABELS[m] for m in shown]
-        lines += [
-            "| " + " | ".join(header) + " |",
-            "|" + "|".join("---:" if h == "rank" else "---" for h in header) + "|",
-        ]
-        for rank, (run, ev) in enumerate(ranked, 1):
-            dataset = protocols[key].get("dataset") or run.data
-            cells = [str(rank), run.name, run.experiment, run.model, str(dataset), str(run.seed)]
-            cells += [_fmt(ev.values[metric], metric), str(ev.step)]
-            for m in shown:
-                cell = _fmt(ev.values.get(m), m)
-                if m == "kid" and "kid_std" in ev.values and "kid" in ev.values:
-                    cell += f" ± {_fmt(ev.values['kid_std'], 'kid')}"
-                cells.append(cell)
-            lines.append("| " + " | ".join(cells) + " |")
+        lines += _ranked_table(
+            ranked, protocols[key], metric, [m for m in others if any(m in e.values for _, e in ranked)]
+        )
         lines.append("")
     return "\n".join(lines)
+
+
+def _cell(values: dict[str, float], metric: str) -> str:
+    cell = _fmt(values.get(metric), metric)
+    if metric in values and f"{metric}_std" in values:
+        cell += f" ± {_fmt(values[f'{metric}_std'], metric)}"
+    return cell
+
+
+def within_spread(a: dict[str, float], b: dict[str, float], metric: str) -> bool:
+    """Whether two evaluations' ``metric`` differ by less than their combined spread (√(σa² + σb²)); False when
+    either has no spread recorded."""
+    spreads = [values.get(f"{metric}_std") for values in (a, b)]
+    if any(s is None for s in spreads):
+        return False
+    return abs(a[metric] - b[metric]) < math.hypot(*spreads)
+
+
+def _ranked_table(
+    ranked: list[tuple[RunRecord, Evaluation]], protocol: dict[str, Any], metric: str, shown: list[str]
+) -> list[str]:
+    label = LABELS[metric]
+    header = ["rank", "run", "experiment", "model", "dataset", "seed", f"best {label}", "step", "vs. above"]
+    header += [LABELS[m] for m in shown]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if h == "rank" else "---" for h in header) + "|"]
+    for rank, (run, ev) in enumerate(ranked, 1):
+        dataset = protocol.get("dataset") or run.data
+        above = ranked[rank - 2][1].values if rank > 1 else None
+        mark = "within spread" if above is not None and within_spread(above, ev.values, metric) else ""
+        cells = [str(rank), run.name, run.experiment, run.model, str(dataset), str(run.seed)]
+        cells += [_cell(ev.values, metric), str(ev.step), mark]
+        cells += [_cell(ev.values, m) for m in shown]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def plot_curves(

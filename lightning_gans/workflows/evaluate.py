@@ -1,6 +1,8 @@
-"""``lightning-gans eval``: FID / IS / KID of a checkpoint, with the protocol of the training-time callback.
+"""``lightning-gans eval``: FID / IS / KID / PRDC / intra-FID of a checkpoint, with the protocol of the
+training-time callback (``--repeats R``: mean ± std over R disjoint fake sets; ``--reference FILE``: real statistics
+from a ``lightning-gans stats`` file of the same protocol).
 
-    lightning-gans eval --ckpt runs/dcgan_mnist/<run>/checkpoints/last.ckpt --metrics fid,is,kid --n 10000
+    lightning-gans eval --ckpt runs/dcgan_mnist/<run>/checkpoints/last.ckpt --metrics fid,kid,prdc --repeats 5
 
 The module and its datamodule are rebuilt from the checkpoint (a ``lightning-gans fit`` checkpoint stores the
 datamodule's class path and arguments), the evaluation runs in this one process with
@@ -13,7 +15,6 @@ to ``<run>/metrics.jsonl``.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -23,11 +24,14 @@ import torch
 
 from lightning_gans.capabilities import is_conditional
 from lightning_gans.evaluation import (
+    EvalProtocol,
     EvalSettings,
     ModuleSampler,
     QualityResult,
     check_metrics,
     evaluate_image_quality,
+    evaluation_metadata,
+    load_reference,
     make_protocol,
     metric_names,
 )
@@ -67,9 +71,16 @@ def describe(protocol: dict[str, Any]) -> str:
 
 
 def markdown_table(values: dict[str, float], protocol: dict[str, Any]) -> str:
-    """``| metric | value | protocol |`` rows, one per logged name."""
+    """``| metric | value | protocol |`` rows, one per logged name; a value with a spread (``fid_std/…`` from
+    repeats, ``kid_std/…``) is shown as ``mean ± std`` in its metric's row."""
     lines = ["| metric | value | protocol |", "|---|---:|---|"]
-    lines += [f"| {name} | {value:.6g} | {describe(protocol)} |" for name, value in values.items()]
+    for name, value in values.items():
+        key, _, suffix = name.partition("/")
+        if key.endswith("_std") and f"{key[:-4]}/{suffix}" in values:
+            continue
+        spread = values.get(f"{key}_std/{suffix}")
+        cell = f"{value:.6g}" + (f" ± {spread:.2g}" if spread is not None else "")
+        lines.append(f"| {name} | {cell} | {describe(protocol)} |")
     return "\n".join(lines)
 
 
@@ -81,17 +92,15 @@ def evaluate_checkpoint(
     extractor_kwargs: dict | None = None,
     split: str = "test",
     data_dir: str | None = None,
-    batch_size: int = 500,
-    seed: int = 0,
+    settings: EvalSettings = EvalSettings(),
     use_cache: bool = True,
     use_ema: bool = True,
     device: str | None = None,
     progress: bool = True,
-    kid_subsets: int = 100,
-    kid_subset_size: int = 1000,
-    coverage_threshold: float = 0.05,
-) -> tuple[dict[str, float], dict[str, Any], QualityResult]:
-    """Evaluate a checkpoint in this process: (values by logged name, protocol, raw result)."""
+    reference: str | Path | None = None,
+) -> tuple[dict[str, float], EvalProtocol, QualityResult]:
+    """Evaluate a checkpoint in this process: (values by logged name, protocol, raw result). ``reference``: a
+    stats file (``lightning-gans stats compute``) used for the real side, refused unless its protocol is this one."""
     from lightning_gans.workflows.sampling import load_module
 
     metrics = check_metrics(metrics)
@@ -106,34 +115,32 @@ def evaluate_checkpoint(
         raise ValueError(f"--n {n} but the {split} split of {datamodule.name} has {len(images)} images: lower --n")
     net = build_extractor(extractor, **(extractor_kwargs or {})).to(target)
     protocol = make_protocol(getattr(datamodule, "name", type(datamodule).__name__), split, n, net)
+    stats = load_reference(reference, protocol, metrics) if reference is not None else None
     result = evaluate_image_quality(
-        ModuleSampler(module, seed=seed),
+        ModuleSampler(module, seed=settings.seed),
         images,
         labels,
         net,
         protocol,
         metrics,
-        EvalSettings(batch_size, kid_subsets, kid_subset_size, coverage_threshold, seed),
+        settings,
         conditional=is_conditional(module),
         device=target,
-        cache=ReferenceCache() if use_cache else None,
+        reference=stats,
+        cache=ReferenceCache() if use_cache and stats is None else None,
         progress=progress,
     )
-    names = metric_names(metrics, net.name, n)
+    names = metric_names(metrics, net.name, n, settings.repeats)
     return {names[k]: v for k, v in result.values.items()}, protocol, result
 
 
 def record_evaluation(
     ckpt: str | Path,
     values: dict[str, float],
-    protocol: Mapping[str, Any],
+    protocol: EvalProtocol,
     result: QualityResult,
     metrics: list[str],
-    *,
-    seed: int,
-    kid_subsets: int,
-    kid_subset_size: int,
-    coverage_threshold: float,
+    settings: EvalSettings,
 ) -> Path | None:
     """Append an ``eval`` line to the checkpoint's run ``metrics.jsonl`` (None when it is not in a run dir)."""
     run = run_dir_of(ckpt)
@@ -147,10 +154,6 @@ def record_evaluation(
         global_step=checkpoint.get("global_step"),
         default_root_dir=str(run),
     )
-    meta = {"protocol": dict(protocol), "real_statistics": result.real_source, "seed": seed, "ckpt": str(ckpt)}
-    if "kid" in metrics:
-        meta["kid_settings"] = {"subsets": kid_subsets, "subset_size": kid_subset_size}
-    if {"coverage", "class_kl"} & set(metrics):
-        meta["coverage_threshold"] = coverage_threshold
+    meta = {**evaluation_metadata(protocol, result, metrics, settings), "ckpt": str(ckpt)}
     append_metrics(shim, values, kind="eval", wall_time_s=round(result.wall_time_s, 3), **meta)
     return run / "metrics.jsonl"
