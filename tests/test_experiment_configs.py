@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -36,6 +37,9 @@ RENAMED_KEYS: dict[str, str] = {
 # Model options added after the snapshot, with the default every experiment must still resolve to (off: the snapshot's
 # behaviour). An experiment that sets one is a value change and fails.
 ADDED_OPTIONS: dict[str, object] = {"model.init_args.compile": False, "model.init_args.channels_last": False}
+# ImageQualityCallback options added after the snapshot (PRDC's k, repeats, a reference stats file), at their defaults.
+ADDED_CALLBACK_OPTIONS: dict[str, object] = {"prdc_k": 5, "repeats": 1, "reference": None}
+ADDED_CALLBACK_KEY = re.compile(r"trainer\.callbacks\.\d+\.init_args\.(prdc_k|repeats|reference)")
 # experiments/*.yaml added after the snapshot was taken (each needs its own test of its values, if any).
 NEW_EXPERIMENTS: list[str] = []
 # *_recommended.yaml whose book twin is not the name without the suffix.
@@ -77,7 +81,9 @@ def snapshot(name: str) -> dict[str, object]:
 
 
 def _diff(expected: dict, actual: dict) -> list[str]:
-    expected = {**{k: v for k, v in ADDED_OPTIONS.items() if k in actual}, **expected}
+    added = {k: v for k, v in ADDED_OPTIONS.items() if k in actual}
+    added |= {k: ADDED_CALLBACK_OPTIONS[m[1]] for k in actual if (m := ADDED_CALLBACK_KEY.fullmatch(k))}
+    expected = {**added, **expected}
     keys = sorted(set(expected) | set(actual))
     return [f"{k}: {expected.get(k, '<absent>')!r} → {actual.get(k, '<absent>')!r}" for k in keys
             if expected.get(k, "<absent>") != actual.get(k, "<absent>")]  # fmt: skip

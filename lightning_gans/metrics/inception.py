@@ -2,8 +2,10 @@
 
 This is the network of the reference FID (Heusel et al. 2017), IS (Salimans et al. 2016) and KID (Bińkowski
 et al. 2018) implementations: inputs are resized to 299×299 with TF1-compatible bilinear interpolation inside
-torch-fidelity's module, features are the 2048-d pool3 activations and logits the 1008 "unbiased" logits (no
-bias term), as torch-fidelity uses for IS. Grey images are repeated to RGB.
+torch-fidelity's module (``resize="tf1-bilinear"``, the default) or, with ``resize="clean-bicubic"``, with
+clean-fid's antialiased PIL bicubic before it (:mod:`.resize`; the protocol records which); features are the
+2048-d pool3 activations and logits the 1008 "unbiased" logits (no bias term), as torch-fidelity uses for IS.
+Grey images are repeated to RGB.
 
 Weights (``weights_path`` or torch hub's cache) are never downloaded unless ``download=True``.
 """
@@ -19,6 +21,7 @@ from torch import Tensor
 from lightning_gans.download import fetch
 from lightning_gans.errors import DownloadError
 from lightning_gans.metrics.extractors import ExtractorWeightsError, FeatureExtractor, file_sha256
+from lightning_gans.metrics.resize import check_resize, clean_resize_uint8
 
 NAME = "inception-v3-compat"
 DOWNLOAD_TIMEOUT_S = 60.0  # per connect/read: bounds a stalled connection
@@ -76,8 +79,12 @@ def resolve_weights(weights_path: str | Path | None = None, download: bool = Fal
     return path
 
 
-def check_inception(weights_path: str | Path | None = None, download: bool = False) -> None:
-    """Cheap check: the weights file exists (with ``download=True`` a missing file is fetched now, not later)."""
+def check_inception(
+    weights_path: str | Path | None = None, download: bool = False, resize: str = "tf1-bilinear"
+) -> None:
+    """Cheap check: a known resize, and the weights file exists (with ``download=True`` a missing file is fetched
+    now, not later)."""
+    check_resize(resize)
     resolve_weights(weights_path, download)
 
 
@@ -90,8 +97,12 @@ class InceptionV3Compat(FeatureExtractor):
     image_size = 299
     resize = "tf1-bilinear-299"
 
-    def __init__(self, weights_path: str | Path | None = None, download: bool = False) -> None:
+    def __init__(
+        self, weights_path: str | Path | None = None, download: bool = False, resize: str = "tf1-bilinear"
+    ) -> None:
         super().__init__()
+        self.resize_policy = check_resize(resize)
+        self.resize = f"{resize}-{self.image_size}"  # the protocol's resize: never ranked against the other one
         path = resolve_weights(weights_path, download)
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -104,9 +115,14 @@ class InceptionV3Compat(FeatureExtractor):
         self.weights_id = file_sha256(path)[:12]
 
     def extract(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        features, logits = self.net(self.to_rgb(images))
+        images = self.to_rgb(images)
+        if self.resize_policy == "clean-bicubic" and images.shape[-2:] != (self.image_size, self.image_size):
+            images = clean_resize_uint8(images, self.image_size)  # then torch-fidelity's resize is the identity
+        features, logits = self.net(images)
         return features, logits
 
 
-def build_inception(weights_path: str | Path | None = None, download: bool = False) -> InceptionV3Compat:
-    return InceptionV3Compat(weights_path=weights_path, download=download)
+def build_inception(
+    weights_path: str | Path | None = None, download: bool = False, resize: str = "tf1-bilinear"
+) -> InceptionV3Compat:
+    return InceptionV3Compat(weights_path=weights_path, download=download, resize=resize)
