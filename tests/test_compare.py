@@ -191,3 +191,28 @@ def test_wandb_missing_key_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     with pytest.raises(SystemExit):
         compare_command(["--wandb-project", "me/lightning-gans"])
     assert "API key" in capsys.readouterr().err
+
+
+def test_spreads_are_shown_and_close_rows_marked(tmp_path: Path) -> None:
+    """FID ± std from repeats: a row within the combined spread of the one above is marked, a distant one is not."""
+    protocol = {"dataset": "mnist", "split": "test", "n": 10000, "extractor": "lenet-mnist", "weights": "w"}
+    protocol |= {"image_size": 28, "resize": "none"}
+    for name, fid, std in (("a", 10.0, 0.5), ("b", 10.4, 0.4), ("c", 14.0, 0.3)):
+        run = tmp_path / "runs" / name / "20260101-000000"
+        run.mkdir(parents=True)
+        row = {
+            "kind": "eval",
+            "step": 1,
+            "protocol": protocol,
+            "fid/lenet-mnist/10k": fid,
+            "fid_std/lenet-mnist/10k": std,
+        }
+        (run / "metrics.jsonl").write_text(json.dumps(row) + "\n")
+    markdown, _, _ = compare([str(tmp_path / "runs")], out=str(tmp_path / "cmp"))
+    (table,) = _tables(markdown)
+    # rank, run, experiment, model, dataset, seed, best FID, step, vs. above
+    assert [(row[6], row[8]) for row in table] == [
+        ("10.00 ± 0.50", ""),
+        ("10.40 ± 0.40", "within spread"),  # |Δ| 0.4 < √(0.5² + 0.4²) = 0.64
+        ("14.00 ± 0.30", ""),
+    ]

@@ -258,7 +258,7 @@ def _write_config(path: Path, *, epochs: int) -> Path:
     callback = {
         "class_path": "lightning_gans.callbacks.ImageQualityCallback",
         "init_args": {
-            "metrics": ["fid", "is", "kid", "coverage", "class_kl"],
+            "metrics": ["fid", "is", "kid", "prdc", "coverage", "class_kl"],
             "extractor": TINY,
             "num_samples": N,
             "batch_size": 128,
@@ -288,7 +288,7 @@ def _write_config(path: Path, *, epochs: int) -> Path:
 
 def test_two_process_ddp_equals_one_process_eval(quality_env: Path, tmp_path: Path) -> None:
     """2-rank CPU DDP fit with the callback (N=1001: shards of 501 and 500) vs ``lightning-gans eval`` of the
-    final checkpoint in one process, on the same latents: FID/IS/KID/class coverage/KL agree to 1e-6, whether the
+    final checkpoint in one process, on the same latents: FID/IS/KID/PRDC/class coverage/KL agree to 1e-6, whether the
     real statistics come from the 2-rank real pass (via the cache rank 0 wrote) or a fresh 1-process real pass.
     The generator has BatchNorm: without syncing rank 0's buffers before evaluating, the ranks would score two
     different generators and disagree with the checkpoint."""
@@ -311,7 +311,7 @@ def test_two_process_ddp_equals_one_process_eval(quality_env: Path, tmp_path: Pa
         "--ckpt",
         str(ckpt),
         "--metrics",
-        "fid,is,kid,coverage,class_kl",
+        "fid,is,kid,prdc,coverage,class_kl",
         "--n",
         str(N),
         "--extractor",
@@ -327,6 +327,7 @@ def test_two_process_ddp_equals_one_process_eval(quality_env: Path, tmp_path: Pa
     assert ddp[-1]["kid_settings"] == evals[0]["kid_settings"] == {"subsets": 5, "subset_size": 200}
     names = ["fid/tiny-test/1001", "is/tiny-test/1001", "kid/tiny-test/1001", "kid_std/tiny-test/1001"]
     names += ["coverage/tiny-test/1001", "class_kl/tiny-test/1001"]
+    names += [f"prdc_{k}/tiny-test/1001" for k in ("precision", "recall", "density", "coverage")]
     for row in evals:
         assert (row["step"], row["protocol"]) == (ddp[-1]["step"], ddp[-1]["protocol"])  # same weights, same protocol
         for name in names:
@@ -372,3 +373,25 @@ def test_eval_command_on_a_dcgan_checkpoint(quality_env: Path, tmp_path: Path, c
     assert set(row) >= {"fid/lenet-mnist/200", "is/lenet-mnist/200", "wall_time_s", "ckpt", "seed"}
     with pytest.raises(SystemExit):  # more samples than real images: a usage error, not a traceback
         eval_command(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--n", "5000"])
+
+
+def test_callback_logs_intra_fid_prdc_and_repeats(quality_env: Path, tmp_path: Path) -> None:
+    """A conditional model: intra-FID (with the 10 per-class FIDs in metrics.jsonl), PRDC and, with repeats=2,
+    each value's spread; intra-FID refused for an unconditional model at fit start."""
+    callback = ImageQualityCallback(
+        metrics=["fid", "intra_fid", "prdc"], extractor=TINY, num_samples=N, repeats=2, prdc_k=3, batch_size=256
+    )
+    trainer = _trainer(tmp_path, callback, max_epochs=1, limit_train_batches=2)
+    module = _gan(conditional=True)
+    trainer.fit(module, datamodule=MNISTDataModule(batch_size=16))
+    (row,) = [r for r in _rows(tmp_path) if r.get("kind") == "image_quality"]
+    names = [f"{m}/tiny-test/1001" for m in ("fid", "intra_fid", "prdc_precision", "prdc_density", "prdc_coverage")]
+    assert set(names) | {n.replace("/", "_std/", 1) for n in names} <= row.keys()
+    assert len(row["intra_fid_per_class"]) == 10 and row["prdc_k"] == 3 and row["repeats"] == 2
+    assert row["intra_fid/tiny-test/1001"] == pytest.approx(sum(row["intra_fid_per_class"]) / 10, rel=1e-5)
+    assert row["per_repeat"]["fid"][0] != row["per_repeat"]["fid"][1]  # two disjoint fake sets
+    assert len(torch.cat(module.asked)) == 2 * N  # each repeat asks for N fakes, with the reals' labels
+    assert torch.equal(torch.cat(module.asked)[:N], torch.arange(N) % 10)
+    with pytest.raises(ConfigError, match="intra_fid needs a conditional model, GAN is not one"):
+        unconditional = ImageQualityCallback(metrics=["intra_fid"], extractor=TINY, num_samples=N)
+        _trainer(tmp_path / "u", unconditional, max_epochs=1).fit(_gan(), datamodule=MNISTDataModule(batch_size=16))
