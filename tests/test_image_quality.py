@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -373,6 +374,20 @@ def test_eval_command_on_a_dcgan_checkpoint(quality_env: Path, tmp_path: Path, c
     assert set(row) >= {"fid/lenet-mnist/200", "is/lenet-mnist/200", "wall_time_s", "ckpt", "seed"}
     with pytest.raises(SystemExit):  # more samples than real images: a usage error, not a traceback
         eval_command(["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--n", "5000"])
+    capsys.readouterr()
+    args = ["--ckpt", str(run / "checkpoints" / "last.ckpt"), "--n", "700", "--metrics", "fid,kid,prdc"]
+    eval_command([*args, "--repeats", "3", "--kid_subsets", "4", "--kid_subset_size", "100"])
+    out = capsys.readouterr().out
+    for name in ("fid", "kid", "prdc_precision", "prdc_recall", "prdc_density", "prdc_coverage"):
+        assert re.search(rf"\| {name}/lenet-mnist/700 \| [0-9.e+-]+ ± [0-9.e+-]+ \|", out), (name, out)
+    assert "_std/" not in out  # spreads are shown beside their means, not as rows
+    row = _rows(run)[-1]
+    assert row["repeats"] == 3 and len(row["per_repeat"]["fid"]) == 3 and row["prdc_k"] == 5
+    assert row["fid_std/lenet-mnist/700"] > 0 and row["kid_std/lenet-mnist/700"] > 0
+    for bad, message in ((["--repeats", "0"], "repeats >= 1"), (["--metrics", "fid,prdx"], "subset of")):
+        with pytest.raises(SystemExit):
+            eval_command([*args[:4], *bad])
+        assert message in capsys.readouterr().err
 
 
 def test_callback_logs_intra_fid_prdc_and_repeats(quality_env: Path, tmp_path: Path) -> None:
