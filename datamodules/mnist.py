@@ -176,6 +176,13 @@ class MNISTDataModule(pl.LightningDataModule):
         """The in-memory ``(images, labels)`` of ``split`` ("train" or "test"), loading it if needed."""
         return self._load(split)
 
+    def source_files(self, split: str = "test") -> list[Path]:
+        """The raw IDX files behind ``split`` (images, labels): hashed into a stats file's manifest."""
+        prefix = {"train": "train", "test": "t10k"}.get(split)
+        if prefix is None:
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return [self.raw_dir / f"{prefix}-images-idx3-ubyte", self.raw_dir / f"{prefix}-labels-idx1-ubyte"]
+
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
         return DataLoader(
             TensorDataset(*self._load(split)),

@@ -291,6 +291,7 @@ SUBCOMMANDS = {
     "upscale": "upscale",
     "age": "age",
     "translate": "translate",
+    "stats": "stats",
 }
 
 
@@ -309,6 +310,7 @@ project commands:
   sample           draw samples from a checkpoint into OUT.npz + OUT.png (voxel models: OUT.npy + OUT.png)
   eval             FID / IS / KID of a checkpoint, printed and appended to the run's metrics.jsonl
   compare          leaderboard of run directories by FID, one table per evaluation protocol
+  stats            real-feature statistics as checksummed files: compute | verify | list
   train-extractor  train the offline feature extractor for digits (lenet-mnist)
   interpolate      latent interpolation strips (PNG) and a GIF from a checkpoint
   upscale          super-resolve an image or a folder with an SRGAN/SRResNet checkpoint (--input, --out)

@@ -174,5 +174,5 @@ def test_quality_callback_logs_conditional_accuracy(mnist_root: Path, tmp_path: 
 
     gan = GAN(generator=MLPGenerator(hidden=[8]), discriminator=MLPDiscriminator(hidden=[8]))
     refused = ImageQualityCallback(metrics=["cond_acc"], extractor=TINY, num_samples=64)
-    with pytest.raises(ConfigError, match="cond_acc .* needs a conditional model"):
+    with pytest.raises(ConfigError, match="cond_acc needs a conditional model"):
         bare_trainer(tmp_path, max_steps=1, callbacks=[refused]).fit(gan, datamodule=_data(mnist_root))

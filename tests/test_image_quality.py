@@ -251,7 +251,7 @@ def test_epoch_and_step_evaluations_log_protocol_names(quality_env: Path, tmp_pa
     assert float(trainer.callback_metrics["fid/tiny-test/1001"]) == pytest.approx(rows[-1]["fid/tiny-test/1001"])
     csv_rows = (tmp_path / "csv" / "metrics.csv").read_text()
     assert "fid/tiny-test/1001" in csv_rows.splitlines()[0]
-    assert len(list((tmp_path / "cache" / "reference").glob("*.pt"))) == 1
+    assert len(list((tmp_path / "cache" / "reference").glob("*.npz"))) == 1
 
 
 # ---------------------------------------------------------------------------------------------- DDP + eval

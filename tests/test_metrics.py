@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -268,11 +267,13 @@ def test_reference_cache_round_trip(tmp_path: Path) -> None:
     assert cache.load(protocol) is None
     path = cache.save(protocol, stats)
     loaded = cache.load(dict(reversed(list(protocol.items()))))  # key order does not matter
-    assert loaded is not None and all(torch.equal(loaded[k], v) for k, v in stats.items())
-    assert len(cache.key(protocol)) == 16 and path.name == f"{cache.key(protocol)}.pt"
-    assert json.loads(path.with_suffix(".json").read_text()) == protocol and not list(path.parent.glob(".*.tmp"))
+    assert loaded is not None and all(
+        torch.equal(loaded[k], v) and loaded[k].dtype == v.dtype for k, v in stats.items()
+    )
+    assert len(cache.key(protocol)) == 16 and path.name == f"{cache.key(protocol)}.npz"
+    assert not list(path.parent.glob(".*.tmp"))
     assert cache.load({**protocol, "n": 65}) is None and cache.key({**protocol, "n": 65}) != cache.key(protocol)
-    path.write_bytes(b"torn")
+    path.write_bytes(path.read_bytes()[:100])  # torn
     with pytest.warns(UserWarning, match="unreadable"):
         assert cache.load(protocol) is None
 

@@ -8,13 +8,12 @@ from torch import Tensor
 
 from lightning_gans.errors import ReferenceStatsError
 from lightning_gans.evaluation.protocol import EvalProtocol, reference_keys
+from lightning_gans.metrics.reference import read_statistics
 
 
 def load_reference(path: str | Path, protocol: EvalProtocol, metrics: list[str]) -> dict[str, Tensor]:
     """The statistics in ``path`` (checksums verified) if its protocol equals ``protocol`` and it holds what
     ``metrics`` need; otherwise one :class:`~lightning_gans.errors.ReferenceStatsError` line saying why."""
-    from lightning_gans.metrics.reference import read_statistics  # TODO(top-level once the stats format lands)
-
     stats = read_statistics(path, expected_protocol=dict(protocol)).stats
     missing = sorted(reference_keys(metrics) - stats.keys())
     if missing:
