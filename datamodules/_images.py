@@ -7,6 +7,11 @@ then mapped to float32 in [-1, 1] (``x / 127.5 - 1``, as every seed does).
 Unreadable files: the datamodules drop what they can detect at setup; a file that still fails to decode
 during training is replaced by the next readable image of the dataset (:class:`ImageFiles`), so batches keep
 their shape and a long run never dies on one bad file. Each such file is reported once per process.
+
+Transforms come in two stages (:class:`Staged`): ``fixed`` — decode-side, deterministic, uint8 → uint8 of one
+size (resize, crop box, centre crop) — and ``rest`` — random parts (crops of a larger stored size, flips) and the
+float conversion. The decoded-image cache (:mod:`datamodules._cache`) stores the ``fixed`` stage; ``rest`` runs
+per batch, in the same order and on the same RNG as without the cache, so both give the same tensors.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
+
+from datamodules._cache import CacheSpec, DecodedCache, default_cache_dir, ensure_cache
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError)  # PIL raises all of these
@@ -38,15 +46,30 @@ def to_signed_unit() -> v2.Transform:
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)])
 
 
-def resize_center_crop(image_size: int) -> v2.Transform:
+class Staged:
+    """``rest(fixed(image))``: ``fixed`` deterministic uint8 → uint8 of one size (what the decoded cache stores),
+    ``rest`` the random parts and the float conversion; ``stage`` describes ``fixed`` (it keys the cache).
+    ``batched``: ``rest`` is element-wise (no randomness), so a stack of cached images can go through it at once.
+    """
+
+    def __init__(self, fixed: Transform, rest: Transform, stage: dict[str, Any], batched: bool = False) -> None:
+        self.fixed, self.rest, self.stage, self.batched = fixed, rest, stage, batched
+
+    def __call__(self, image: Tensor) -> Tensor:
+        return self.rest(self.fixed(image))
+
+
+def resize_center_crop(image_size: int) -> Staged:
     """Shorter side → ``image_size`` (bicubic, antialiased: PIL's ``resize`` default), centre square, [-1, 1]."""
-    return v2.Compose(
-        [
-            v2.Resize(image_size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True),
-            v2.CenterCrop(image_size),
-            to_signed_unit(),
-        ]
+    fixed = v2.Compose(
+        [v2.Resize(image_size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True), v2.CenterCrop(image_size)]
     )
+    stage = {"resize_shorter": image_size, "interpolation": "bicubic-antialias", "center_crop": image_size}
+    return Staged(fixed, to_signed_unit(), stage, batched=True)
+
+
+def _identity(image: Tensor) -> Tensor:
+    return image
 
 
 def describe_files(names: Sequence[str], first: int = 5) -> str:
@@ -73,6 +96,7 @@ class ImageFiles(Dataset):
 
     A file that fails to decode is replaced by the next readable one (at most ``MAX_CONSECUTIVE_SKIPS`` tries,
     then a clear error), so batches keep their shape; the first failure per process warns with the file name.
+    With a decoded cache attached (:meth:`use_cache`, ``transform`` a :class:`Staged`), images come from the cache.
     """
 
     def __init__(self, files: Sequence[Path], transform: Transform, root: Path) -> None:
@@ -80,6 +104,7 @@ class ImageFiles(Dataset):
         self.transform = transform
         self.root = root
         self.skipped: list[str] = []
+        self.cache: DecodedCache | None = None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -88,16 +113,27 @@ class ImageFiles(Dataset):
         path = self.files[index]
         return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
 
+    def _stages(self) -> tuple[Transform, Transform]:
+        if isinstance(self.transform, Staged):
+            return self.transform.fixed, self.transform.rest
+        return _identity, self.transform
+
     def __getitem__(self, index: int) -> Tensor:
         return self.load(index)[1]
 
-    def load(self, index: int) -> tuple[int, Tensor]:
-        """(index of the file actually read, its image): a replacement keeps its own index, so labelled subclasses
-        return the label of the image they read (the Age-cGAN seed kept the ages of skipped files: misaligned)."""
+    def __getitems__(self, indices: list[int]) -> list[Any]:
+        """A batch at once: cached images with an element-wise ``rest`` go through it as one stack."""
+        if self.cache is not None and isinstance(self.transform, Staged) and self.transform.batched:
+            return list(self.transform.rest(self.cache.rows(indices)))
+        return [self[i] for i in indices]
+
+    def load_fixed(self, index: int) -> tuple[int, Tensor]:
+        """(index of the file actually read, its ``fixed``-stage uint8 image), decoded from the files."""
+        fixed = self._stages()[0]
         for attempt in range(MAX_CONSECUTIVE_SKIPS):
             i = (index + attempt) % len(self.files)
             try:
-                return i, self.transform(read_rgb(self.files[i]))
+                return i, fixed(read_rgb(self.files[i]))
             except DECODE_ERRORS as err:
                 if not self.skipped:
                     warnings.warn(
@@ -110,6 +146,24 @@ class ImageFiles(Dataset):
             f"{MAX_CONSECUTIVE_SKIPS} consecutive unreadable images from {self._name(index)} on in {self.root}: "
             "the data are damaged; re-extract or re-download them"
         )
+
+    def load(self, index: int) -> tuple[int, Tensor]:
+        """(index of the file actually read, its image): a replacement keeps its own index, so labelled subclasses
+        return the label of the image they read (the Age-cGAN seed kept the ages of skipped files: misaligned)."""
+        rest = self._stages()[1]
+        if self.cache is not None:
+            return int(self.cache.index[index]), rest(self.cache.row(index))
+        i, image = self.load_fixed(index)
+        return i, rest(image)
+
+    def use_cache(self, name: str, cache_dir: str | Path | None = None, workers: int = 0) -> DecodedCache:
+        """Open (or build, decoding with ``workers`` processes) the decoded cache of these files and read from it."""
+        if not isinstance(self.transform, Staged):
+            raise ValueError(f"{name}: this transform has no deterministic stage to cache")
+        folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        spec = CacheSpec(name, self.files, self.root, self.transform.stage, folder)
+        self.cache = ensure_cache(spec, self.load_fixed, workers)
+        return self.cache
 
 
 class RealImages:
@@ -137,13 +191,6 @@ class RealImages:
         return torch.stack([self.dataset[i] for i in indices])
 
 
-def image_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, num_workers: int) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=shuffle,
-        drop_last=drop_last,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        pin_memory=torch.cuda.is_available(),
-    )
+def image_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, options: dict) -> DataLoader:
+    """A loader with a datamodule's resolved options (``LoaderOptions.loader_kwargs()``)."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **options)

@@ -1,9 +1,9 @@
 """Shared pieces of the image-to-image translation datamodules (``paired.py``, ``unpaired.py``).
 
 * :class:`DomainSource` — the files of one domain and, for pix2pix side-by-side JPGs, which half is the domain.
-* :class:`PairSampler` — one epoch of ``(index_A, index_B)`` pairs: paired (B index = A index), or A and B
-  shuffled independently, re-drawn every epoch from ``seed + epoch`` (identical on every DDP rank, so Lightning's
-  distributed sampler wrapper shards one list); ``shuffle=False`` is the fixed order ``(i mod |A|, i mod |B|)``.
+* :class:`~datamodules._pair_sampling.PairSampler` — one epoch of ``(index_A, index_B)`` pairs: paired (B index =
+  A index), or A and B shuffled independently, re-drawn every epoch from ``seed + epoch`` (identical on every DDP
+  rank, so Lightning's distributed sampler wrapper shards one list); ``shuffle=False``: ``(i mod |A|, i mod |B|)``.
 * :class:`PairDataset` — ``dataset[(i, j)]`` → ``{"A": 3×H×W, "B": 3×H×W}`` float32 in [-1, 1]; the random
   transform is drawn once for both images (``joint``) or separately per domain.
 * :class:`DomainImages` — one domain as a dataset of C×H×W tensors with a ``paths`` list (``translate``, label checks).
@@ -20,18 +20,21 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import lightning.pytorch as pl
-import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, MAX_CONSECUTIVE_SKIPS, read_rgb, to_signed_unit
+from datamodules._cache import CacheSpec, DecodedCache, default_cache_dir, ensure_cache
+from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, MAX_CONSECUTIVE_SKIPS, Staged, read_rgb, to_signed_unit
+from datamodules._loading import LoaderOptions, Workers
+from datamodules._pair_sampling import PairSampler
 from datamodules._paths import resolve_data_dir
 from lightning_gans.download import extract, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError
@@ -41,7 +44,6 @@ INTERPOLATIONS = {
     "bilinear": v2.InterpolationMode.BILINEAR,
     "nearest": v2.InterpolationMode.NEAREST,  # the TF2 CycleGAN tutorial's random_jitter
 }
-EPOCH_LENGTHS = ("longer", "shorter")
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -64,34 +66,56 @@ class Half:
 
 @dataclass
 class DomainSource:
-    """The image files of one domain; ``half`` is ``"A"``/``"B"`` for side-by-side JPGs, None for whole images."""
+    """The image files of one domain; ``half`` is ``"A"``/``"B"`` for side-by-side JPGs, None for whole images.
+    ``cache``: the decoded cache of ``fixed``-stage images (training), read instead of the files when set."""
 
     files: list[Path]
     half: str | None = None
+    cache: DecodedCache | None = None
 
     def read(self, index: int) -> Tensor:
         image = read_rgb(self.files[index])
         return Half(self.half)(image) if self.half else image
 
+    def fixed(self, index: int, stage: Staged) -> Tensor:
+        """Image ``index`` after the deterministic stage: from the cache, or decoded."""
+        if self.cache is not None:
+            return self.cache.row(index)
+        return stage.fixed(self.read(index))
+
+    def load_fixed(self, index: int, stage: Staged) -> tuple[int, Tensor]:
+        """(index read, fixed-stage image) decoded from the files, the next readable file replacing a broken one."""
+        for attempt in range(MAX_CONSECUTIVE_SKIPS):
+            i = (index + attempt) % len(self.files)
+            try:
+                return i, stage.fixed(self.read(i))
+            except DECODE_ERRORS:
+                continue
+        raise RuntimeError(f"{MAX_CONSECUTIVE_SKIPS} consecutive unreadable images from {self.files[index]} on")
+
 
 def translation_transform(
     image_size: int, load_size: int | None = None, flip: bool = False, interpolation: str = "bicubic"
-) -> v2.Transform:
+) -> Staged:
     """uint8 C×H×W → float32 [-1, 1] ``image_size``²: resize to ``load_size``² and random-crop ``image_size``
     (``load_size`` None: resize straight to ``image_size``², no crop), then a random horizontal flip if ``flip``.
-    Applied to several ``tv_tensors.Image`` at once it draws one crop and one flip for all of them."""
+    The resize is the ``fixed`` stage (what the decoded cache stores: the 286² load size), crop, flip and the
+    float conversion the ``rest``; ``rest`` applied to several ``tv_tensors.Image`` at once draws one crop and one
+    flip for all of them."""
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
     if load_size is not None and load_size < image_size:
         raise ValueError(f"load_size ({load_size}) must be >= image_size ({image_size}) (resize, then crop)")
     mode = INTERPOLATIONS[interpolation]
-    steps: list[v2.Transform] = [v2.Resize([load_size or image_size] * 2, interpolation=mode, antialias=True)]
+    fixed = v2.Resize([load_size or image_size] * 2, interpolation=mode, antialias=True)
+    steps: list[v2.Transform] = []
     if load_size is not None and load_size > image_size:
         steps.append(v2.RandomCrop(image_size))
     if flip:
         steps.append(v2.RandomHorizontalFlip(0.5))
     steps.append(to_signed_unit())
-    return v2.Compose(steps)
+    stage = {"resize": load_size or image_size, "interpolation": f"{interpolation}-antialias"}
+    return Staged(fixed, v2.Compose(steps), stage, batched=len(steps) == 1)
 
 
 def _plain(image: Tensor) -> Tensor:
@@ -105,7 +129,7 @@ class PairDataset(Dataset):
     domain gets its own draw. ``len()`` is the number of A images; the sampler decides the pairs.
     """
 
-    def __init__(self, a: DomainSource, b: DomainSource, transform: v2.Transform, joint: bool, root: Path) -> None:
+    def __init__(self, a: DomainSource, b: DomainSource, transform: Staged, joint: bool, root: Path) -> None:
         self.a, self.b, self.transform, self.joint, self.root = a, b, transform, joint, root
         self.skipped: list[str] = []
 
@@ -113,15 +137,16 @@ class PairDataset(Dataset):
         return len(self.a.files)
 
     def _load(self, i: int, j: int) -> dict[str, Tensor]:
-        if self.a.files[i] == self.b.files[j] and self.a.half and self.b.half:
+        stage, uncached = self.transform, self.a.cache is None and self.b.cache is None
+        if uncached and self.a.files[i] == self.b.files[j] and self.a.half and self.b.half:
             both = read_rgb(self.a.files[i])  # one decode for a side-by-side pair
-            image_a, image_b = Half(self.a.half)(both), Half(self.b.half)(both)
+            image_a, image_b = stage.fixed(Half(self.a.half)(both)), stage.fixed(Half(self.b.half)(both))
         else:
-            image_a, image_b = self.a.read(i), self.b.read(j)
+            image_a, image_b = self.a.fixed(i, stage), self.b.fixed(j, stage)
         if self.joint:
-            out_a, out_b = self.transform(tv_tensors.Image(image_a), tv_tensors.Image(image_b))
+            out_a, out_b = stage.rest(tv_tensors.Image(image_a), tv_tensors.Image(image_b))
         else:
-            out_a, out_b = self.transform(tv_tensors.Image(image_a)), self.transform(tv_tensors.Image(image_b))
+            out_a, out_b = stage.rest(tv_tensors.Image(image_a)), stage.rest(tv_tensors.Image(image_b))
         return {"A": _plain(out_a), "B": _plain(out_b)}
 
     def __getitem__(self, index: tuple[int, int]) -> dict[str, Tensor]:
@@ -143,41 +168,6 @@ class PairDataset(Dataset):
             f"{MAX_CONSECUTIVE_SKIPS} consecutive unreadable image pairs from {self.a.files[i].name} on in "
             f"{self.root}: the data are damaged; re-extract or re-download them"
         )
-
-
-class PairSampler(Sampler[tuple[int, int]]):
-    """``length`` index pairs per epoch (see the module docstring). ``paired``: B index = A index (requires
-    |A| = |B|). Shuffled: each domain's order is a fresh permutation, repeated (each time re-drawn) when the epoch is
-    longer than the domain — so an epoch over the longer domain visits every image of it once and cycles the other.
-    """
-
-    def __init__(self, n_a: int, n_b: int, length: int, paired: bool, shuffle: bool = True, seed: int = 0) -> None:
-        if paired and n_a != n_b:
-            raise ValueError(f"paired sampling needs as many A as B images, got {n_a} and {n_b}")
-        if min(n_a, n_b, length) < 1:
-            raise ValueError(f"no images to sample (|A| = {n_a}, |B| = {n_b}, epoch length {length})")
-        self.n_a, self.n_b, self.length, self.paired, self.shuffle, self.seed = n_a, n_b, length, paired, shuffle, seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return self.length
-
-    def set_epoch(self, epoch: int) -> None:
-        """Lightning calls this before every training epoch (the order depends on ``seed`` and the epoch only)."""
-        self.epoch = epoch
-
-    def _order(self, n: int, generator: torch.Generator) -> Tensor:
-        rounds = -(-self.length // n)
-        return torch.cat([torch.randperm(n, generator=generator) for _ in range(rounds)])[: self.length]
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        if not self.shuffle:
-            return iter([(i % self.n_a, i % self.n_b) for i in range(self.length)])
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        self.epoch += 1  # a new order next time even when nobody calls set_epoch
-        order_a = self._order(self.n_a, generator)
-        order_b = order_a if self.paired else self._order(self.n_b, generator)
-        return iter(list(zip(order_a.tolist(), order_b.tolist(), strict=True)))
 
 
 class DomainImages(Dataset):
@@ -206,30 +196,12 @@ class DomainImages(Dataset):
 
 
 def pair_loader(
-    dataset: PairDataset, sampler: PairSampler, batch_size: int, drop_last: bool, num_workers: int
+    dataset: PairDataset, sampler: PairSampler, batch_size: int, drop_last: bool, options: dict
 ) -> DataLoader:
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=sampler,
-        drop_last=drop_last,
-        num_workers=num_workers,
-        persistent_workers=num_workers > 0,
-        pin_memory=torch.cuda.is_available(),
-    )
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **options)
 
 
-def images_per_epoch(n_a: int, n_b: int, which: str, cap: int | None) -> int:
-    """Images per epoch: the longer or the shorter domain, at most ``cap`` (None: no cap)."""
-    if which not in EPOCH_LENGTHS:
-        raise ValueError(f"epoch_length must be 'longer' or 'shorter', got {which!r}")
-    if cap is not None and cap < 1:
-        raise ValueError(f"max_images_per_epoch must be >= 1 (or None for no cap), got {cap}")
-    length = max(n_a, n_b) if which == "longer" else min(n_a, n_b)
-    return min(length, cap) if cap is not None else length
-
-
-class TranslationDataModule(pl.LightningDataModule):
+class TranslationDataModule(LoaderOptions, pl.LightningDataModule):
     """Base of the two translation datamodules: batches ``{"A": N×3×H×W, "B": N×3×H×W}`` float32 in [-1, 1].
 
     Subclasses say where each split's files are (:meth:`sources`), whether training pairs stay aligned
@@ -251,11 +223,16 @@ class TranslationDataModule(pl.LightningDataModule):
         interpolation: str,
         max_images_per_epoch: int | None,
         batch_size: int,
-        num_workers: int,
+        num_workers: Workers,
         download: bool,
         drop_last: bool,
         seed: int,
+        loader: tuple[bool, bool | None, int] = (True, None, 2),
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
+        """``loader``: (persistent_workers, pin_memory, prefetch_factor); ``cache``: the training split's
+        ``fixed``-stage images (both domains) decoded once into :mod:`datamodules._cache`."""
         super().__init__()
         if image_size < 1:
             raise ValueError(f"image_size must be >= 1, got {image_size}")
@@ -264,8 +241,10 @@ class TranslationDataModule(pl.LightningDataModule):
         self.root = path if path.is_absolute() else self.data_dir / dataset
         self.dataset_name = self.root.name
         self.image_size, self.load_size, self.flip, self.interpolation = image_size, load_size, flip, interpolation
-        self.max_images_per_epoch, self.batch_size, self.num_workers = max_images_per_epoch, batch_size, num_workers
+        self.max_images_per_epoch, self.batch_size = max_images_per_epoch, batch_size
         self.download, self.drop_last, self.seed = download, drop_last, seed
+        self.set_loader_options(num_workers, *loader)
+        self.cache, self.cache_dir = cache, cache_dir
         self.train_transform = translation_transform(image_size, load_size, flip, interpolation)
         self.test_transform = translation_transform(image_size, None, False, interpolation)
         self._sources: dict[str, tuple[DomainSource, DomainSource]] = {}
@@ -340,6 +319,7 @@ class TranslationDataModule(pl.LightningDataModule):
         :class:`DatasetNotFoundError` naming the missing folders, where they are expected and how to get them."""
         missing = self.missing()
         if not missing:
+            self._use_cache()  # on local rank 0 only, before the other ranks' setup: one build per node
             return
         if not self.download:
             reason = "download=False"
@@ -349,6 +329,7 @@ class TranslationDataModule(pl.LightningDataModule):
             reason = self._download() or "download reported success"
             missing = self.missing()
             if not missing:
+                self._use_cache()
                 return
         raise self._not_found(reason, missing) from None
 
@@ -361,10 +342,30 @@ class TranslationDataModule(pl.LightningDataModule):
             self._sources[split] = self.sources(split)
         return self._sources[split]
 
+    def _use_cache(self) -> None:
+        """With ``cache``: both training domains from their decoded caches (built here on first use)."""
+        if not self.cache:
+            return
+        folder = Path(self.cache_dir).expanduser() if self.cache_dir is not None else default_cache_dir()
+        for domain, source in zip("AB", self._split("train"), strict=True):
+            if source.cache is None:
+                half = f"-half{source.half}" if source.half else ""
+                name = f"{self.dataset_name}-train{domain}{half}"
+                stage = {**self.train_transform.stage, "half": source.half}
+                spec = CacheSpec(name, source.files, self.root, stage, folder)
+                fixed = partial(source.load_fixed, stage=self.train_transform)  # picklable for the build's workers
+                source.cache = ensure_cache(spec, fixed, self.resolved_num_workers())
+
+    def decoded_caches(self) -> list[DecodedCache]:
+        """The decoded caches in use (``cache: true``, after setup): both training domains."""
+        return [s.cache for s in self._sources.get("train", ()) if s.cache is not None]
+
     def setup(self, stage: str | None = None) -> None:
-        """List the files of the training and test splits (images are decoded lazily). Idempotent."""
+        """List the files of the training and test splits (images are decoded lazily, or come from the decoded
+        cache). Idempotent."""
         self._split("train")
         self._split("test")
+        self._use_cache()
 
     # ------------------------------------------------------------------ loaders
     def train_dataloader(self) -> DataLoader:
@@ -372,7 +373,7 @@ class TranslationDataModule(pl.LightningDataModule):
         length = self.train_length(len(a.files), len(b.files))
         sampler = PairSampler(len(a.files), len(b.files), length, self.paired, shuffle=True, seed=self.seed)
         dataset = PairDataset(a, b, self.train_transform, self.joint, self.root)
-        return pair_loader(dataset, sampler, self.batch_size, self.drop_last, self.num_workers)
+        return pair_loader(dataset, sampler, self.batch_size, self.drop_last, self.loader_kwargs())
 
     def val_dataloader(self) -> DataLoader:
         """The test split, fixed order, no augmentation; A_i with B_i up to the shorter domain."""
@@ -380,7 +381,7 @@ class TranslationDataModule(pl.LightningDataModule):
         length = min(len(a.files), len(b.files))
         sampler = PairSampler(len(a.files), len(b.files), length, paired=False, shuffle=False)
         dataset = PairDataset(a, b, self.test_transform, True, self.root)
-        return pair_loader(dataset, sampler, self.batch_size, False, self.num_workers)
+        return pair_loader(dataset, sampler, self.batch_size, False, self.loader_kwargs())
 
     def test_dataloader(self) -> DataLoader:
         return self.val_dataloader()

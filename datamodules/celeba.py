@@ -37,7 +37,16 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from datamodules._images import ImageFiles, RealImages, image_loader, read_rgb, resize_center_crop, to_signed_unit
+from datamodules._images import (
+    ImageFiles,
+    RealImages,
+    Staged,
+    image_loader,
+    read_rgb,
+    resize_center_crop,
+    to_signed_unit,
+)
+from datamodules._loading import LoaderOptions, Workers
 from datamodules._paths import resolve_data_dir
 from lightning_gans.download import PROBE_TIMEOUT_S, first_reachable, socket_timeout
 from lightning_gans.errors import DatasetNotFoundError, DownloadError
@@ -101,8 +110,9 @@ class BoxCrop:
         return image[..., self.upper : self.lower, self.left : self.right]
 
 
-class CelebADataModule(pl.LightningDataModule):
-    """CelebA faces in [-1, 1] (see the module docstring for layouts, splits and crops)."""
+class CelebADataModule(LoaderOptions, pl.LightningDataModule):
+    """CelebA faces in [-1, 1] (see the module docstring for layouts, splits and crops; loader options:
+    :mod:`datamodules._loading`; ``cache``: the training split decoded once into :mod:`datamodules._cache`)."""
 
     name = "celeba"
 
@@ -115,10 +125,15 @@ class CelebADataModule(pl.LightningDataModule):
         center_crop: int = 178,
         limit: int | None = None,
         batch_size: int = 64,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
         download: bool = True,
         drop_last: bool = False,
         shuffle: bool = True,
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -132,8 +147,10 @@ class CelebADataModule(pl.LightningDataModule):
             raise ValueError(f"limit must be >= 1 (or None for every image), got {limit}")
         self.data_dir = resolve_data_dir(data_dir)
         self.layout, self.image_size, self.crop_box, self.center_crop = layout, image_size, crop_box, center_crop
-        self.limit, self.batch_size, self.num_workers = limit, batch_size, num_workers
+        self.limit, self.batch_size = limit, batch_size
         self.download, self.drop_last, self.shuffle = download, drop_last, shuffle
+        self.set_loader_options(num_workers, persistent_workers, pin_memory, prefetch_factor)
+        self.cache, self.cache_dir = cache, cache_dir
         self._splits: dict[str, ImageFiles] = {}
 
     # ------------------------------------------------------------------ files
@@ -191,11 +208,13 @@ class CelebADataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         """Download (``download=True``, torchvision layout) if no layout is present, or raise one clear error."""
         if self.found_layout() is not None:
+            self._use_cache()  # on local rank 0 only, before the other ranks' setup: one build per node
             return
         reason = "download=False"
         if self.download and self.layout in ("auto", "torchvision"):
             reason = self._download() or "download reported success"
             if self.found_layout() is not None:
+                self._use_cache()
                 return
         raise self._not_found(reason) from None
 
@@ -217,9 +236,11 @@ class CelebADataModule(pl.LightningDataModule):
             )
         return partition
 
-    def _transform(self, first_image: Path) -> v2.Transform:
+    def _transform(self, first_image: Path) -> Staged:
         if self.crop_box is None:
-            return v2.Compose([v2.CenterCrop(self.center_crop), resize_center_crop(self.image_size)])
+            inner = resize_center_crop(self.image_size)
+            stage = {"center_crop_first": self.center_crop, **inner.stage}
+            return Staged(v2.Compose([v2.CenterCrop(self.center_crop), inner.fixed]), inner.rest, stage, batched=True)
         left, upper, right, lower = (int(v) for v in self.crop_box)
         height, width = read_rgb(first_image).shape[-2:]
         if right > width or lower > height:
@@ -229,7 +250,9 @@ class CelebADataModule(pl.LightningDataModule):
             )
         resize = v2.Resize(self.image_size, interpolation=v2.InterpolationMode.BICUBIC, antialias=True)
         box = BoxCrop(left, upper, right, lower)
-        return v2.Compose([box, resize, v2.CenterCrop(self.image_size), to_signed_unit()])
+        stage = {"crop_box": [left, upper, right, lower], "resize_shorter": self.image_size,
+                 "interpolation": "bicubic-antialias", "center_crop": self.image_size}  # fmt: skip
+        return Staged(v2.Compose([box, resize, v2.CenterCrop(self.image_size)]), to_signed_unit(), stage, batched=True)
 
     def _load(self, split: str) -> ImageFiles:
         if split not in SPLITS:
@@ -252,11 +275,24 @@ class CelebADataModule(pl.LightningDataModule):
                 self._splits[name] = ImageFiles(files, transform, folder)
         return self._splits[split]
 
+    def _use_cache(self) -> None:
+        """With ``cache``: the training split from its decoded cache (built here on first use)."""
+        dataset = self._load("train")
+        if self.cache and dataset.cache is None and len(dataset):
+            limit = f"-first{self.limit}" if self.limit is not None else ""
+            dataset.use_cache(f"celeba-train{limit}", self.cache_dir, self.resolved_num_workers())
+
+    def decoded_caches(self) -> list:
+        """The decoded caches in use (``cache: true``, after setup)."""
+        return [c for c in [self._splits["train"].cache if "train" in self._splits else None] if c is not None]
+
     def setup(self, stage: str | None = None) -> None:
-        """Read the partition and the file list (images are decoded lazily by the loaders). Idempotent."""
+        """Read the partition and the file list (images are decoded lazily by the loaders, or come from the decoded
+        cache). Idempotent."""
         dataset = self._load("train")
         if stage in (None, "fit") and len(dataset) == 0:
             raise DatasetNotFoundError(f"CelebA: the partition gives no training images in {self.data_dir}")
+        self._use_cache()
 
     def real_images(self, split: str = "test") -> tuple[RealImages, None]:
         """The images of ``split`` (train/valid/test) as a lazy, tensor-indexable view in [-1, 1]; no labels."""
@@ -266,10 +302,10 @@ class CelebADataModule(pl.LightningDataModule):
         return {split: len(self._load(split)) for split in SPLITS}
 
     def train_dataloader(self) -> DataLoader:
-        return image_loader(self._load("train"), self.batch_size, self.shuffle, self.drop_last, self.num_workers)
+        return image_loader(self._load("train"), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs())
 
     def val_dataloader(self) -> DataLoader:
-        return image_loader(self._load("valid"), self.batch_size, False, False, self.num_workers)
+        return image_loader(self._load("valid"), self.batch_size, False, False, self.loader_kwargs())
 
     def test_dataloader(self) -> DataLoader:
-        return image_loader(self._load("test"), self.batch_size, False, False, self.num_workers)
+        return image_loader(self._load("test"), self.batch_size, False, False, self.loader_kwargs())

@@ -30,6 +30,7 @@ from datamodules._images import (
     resize_center_crop,
     verify_images,
 )
+from datamodules._loading import LoaderOptions, Workers
 from datamodules._paths import resolve_data_dir
 from lightning_gans.errors import DatasetNotFoundError
 
@@ -39,8 +40,9 @@ def find_images(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-class ImageFolderDataModule(pl.LightningDataModule):
-    """Unlabelled images from a folder tree, one "train" split (see the module docstring)."""
+class ImageFolderDataModule(LoaderOptions, pl.LightningDataModule):
+    """Unlabelled images from a folder tree, one "train" split (see the module docstring; loader options:
+    :mod:`datamodules._loading`; ``cache``: decoded once into :mod:`datamodules._cache`)."""
 
     name = "image_folder"
 
@@ -51,9 +53,14 @@ class ImageFolderDataModule(pl.LightningDataModule):
         image_size: int = 64,
         verify: bool = True,
         batch_size: int = 128,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
         drop_last: bool = False,
         shuffle: bool = True,
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -61,7 +68,9 @@ class ImageFolderDataModule(pl.LightningDataModule):
         self.root = Path(folder).expanduser() if Path(folder).expanduser().is_absolute() else self.data_dir / folder
         self.name = Path(folder).name or self.name  # protocols and logs name the dataset by its folder
         self.image_size, self.verify = image_size, verify
-        self.batch_size, self.num_workers, self.drop_last, self.shuffle = batch_size, num_workers, drop_last, shuffle
+        self.batch_size, self.drop_last, self.shuffle = batch_size, drop_last, shuffle
+        self.set_loader_options(num_workers, persistent_workers, pin_memory, prefetch_factor)
+        self.cache, self.cache_dir = cache, cache_dir
         self.skipped: list[str] = []
         self._dataset: ImageFiles | None = None
 
@@ -90,14 +99,21 @@ class ImageFolderDataModule(pl.LightningDataModule):
                 if not files:
                     raise self._not_found(f"none of the image files in {self.root} is readable")
             self._dataset = ImageFiles(files, resize_center_crop(self.image_size), self.root)
+        if self.cache and self._dataset.cache is None:
+            self._dataset.use_cache(f"{self.name}-{self.image_size}", self.cache_dir, self.resolved_num_workers())
         return self._dataset
 
+    def decoded_caches(self) -> list:
+        """The decoded caches in use (``cache: true``, after setup)."""
+        return [self._dataset.cache] if self._dataset is not None and self._dataset.cache is not None else []
+
     def prepare_data(self) -> None:
-        """Nothing to download: fail early, with what to do, when the folder is missing or empty."""
+        """Nothing to download: fail early, with what to do, when the folder is missing or empty; with ``cache``,
+        build the decoded cache (local rank 0, before the other ranks' setup)."""
         self._load()
 
     def setup(self, stage: str | None = None) -> None:
-        """List (and, with ``verify``, check) the files once. Idempotent."""
+        """List (and, with ``verify``, check) the files once; open the decoded cache with ``cache``. Idempotent."""
         self._load()
 
     def real_images(self, split: str = "train") -> tuple[RealImages, None]:
@@ -107,4 +123,4 @@ class ImageFolderDataModule(pl.LightningDataModule):
         return RealImages(self._load()), None
 
     def train_dataloader(self) -> DataLoader:
-        return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.num_workers)
+        return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs())

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset
 
+from datamodules._loading import LoaderOptions, Workers
 from datamodules._paths import resolve_data_dir
 from lightning_gans.download import PROBE_TIMEOUT_S, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError
@@ -51,12 +52,13 @@ def _reachable_mirrors() -> tuple[str, ...]:
         return ()
 
 
-class MNISTDataModule(pl.LightningDataModule):
+class MNISTDataModule(LoaderOptions, pl.LightningDataModule):
     """MNIST train (60k) / test (10k) splits; ``val_dataloader`` and ``test_dataloader`` serve the test split.
 
     Batches are ``(images [B×1×28×28] float32 in [-1, 1], labels [B] int64)``.
     """
 
+    in_memory = True  # num_workers auto → 0 (batches are slices of in-memory tensors)
     name = "mnist"
     num_classes = 10
     image_shape = (1, 28, 28)
@@ -65,16 +67,19 @@ class MNISTDataModule(pl.LightningDataModule):
         self,
         data_dir: str | None = None,
         batch_size: int = 256,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
         download: bool = True,
         drop_last: bool = False,
         shuffle: bool = True,
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.data_dir = resolve_data_dir(data_dir)
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.set_loader_options(num_workers, persistent_workers, pin_memory, prefetch_factor)
         self.download = download
         self.drop_last = drop_last
         self.shuffle = shuffle
@@ -189,9 +194,7 @@ class MNISTDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            **self.loader_kwargs(),
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -273,10 +276,16 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
         selection: str = "first",
         split_seed: int = 0,
         batches_per_epoch: int | None = None,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
         download: bool = True,
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
     ) -> None:
-        super().__init__(data_dir=data_dir, batch_size=batch_size, num_workers=num_workers, download=download)
+        super().__init__(
+            data_dir=data_dir, batch_size=batch_size, num_workers=num_workers, download=download,
+            persistent_workers=persistent_workers, pin_memory=pin_memory, prefetch_factor=prefetch_factor,
+        )  # fmt: skip
         # Only this class's arguments (checkpoints rebuild the datamodule from them): drop the parent's extra ones.
         self.save_hyperparameters(ignore=["drop_last", "shuffle"])
         if selection not in ("first", "balanced"):
@@ -301,9 +310,7 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
             dataset,
             batch_size=self.batch_size,
             sampler=sampler,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-            pin_memory=torch.cuda.is_available(),
+            **self.loader_kwargs(),
         )
 
     def train_dataloader(self) -> dict[str, DataLoader]:

@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules._images import RealImages, image_loader
+from datamodules._loading import LoaderOptions, Workers
 from datamodules._paths import resolve_data_dir
 from lightning_gans.download import PROBE_TIMEOUT_S, extract, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError, VoxelFormatError  # VoxelFormatError: old path
@@ -148,7 +149,7 @@ def _in_test(relative: Path) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- datamodule
-class ShapeNetVoxelsDataModule(pl.LightningDataModule):
+class ShapeNetVoxelsDataModule(LoaderOptions, pl.LightningDataModule):
     """3D ShapeNets ``.mat`` or ShapeNetCore ``.binvox`` volumes (see the module docstring)."""
 
     def __init__(
@@ -160,10 +161,13 @@ class ShapeNetVoxelsDataModule(pl.LightningDataModule):
         resolution: int = 64,
         limit: int | None = None,
         batch_size: int = 32,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
         shuffle: bool = False,
         drop_last: bool = True,
         download: bool = True,
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -178,7 +182,8 @@ class ShapeNetVoxelsDataModule(pl.LightningDataModule):
         self.root = path if path.is_absolute() else self.data_dir / folder
         self.categories = list(categories) if categories else None
         self.format, self.resolution, self.limit = format, resolution, limit
-        self.batch_size, self.num_workers, self.shuffle, self.drop_last = batch_size, num_workers, shuffle, drop_last
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.set_loader_options(num_workers, persistent_workers, pin_memory, prefetch_factor)
         self.download = download
         self.name = f"{self.root.name}:{'+'.join(self.categories or ['all'])}:{resolution}"
         self._splits: dict[str, VoxelFiles] = {}
@@ -298,4 +303,4 @@ class ShapeNetVoxelsDataModule(pl.LightningDataModule):
         return {split: len(self._load(split)) for split in SPLITS}
 
     def train_dataloader(self) -> DataLoader:
-        return image_loader(self._load("train"), self.batch_size, self.shuffle, self.drop_last, self.num_workers)
+        return image_loader(self._load("train"), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs())

@@ -37,7 +37,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from datamodules._images import ImageFiles, image_loader
+from datamodules._images import ImageFiles, Staged, image_loader
+from datamodules._loading import LoaderOptions, Workers
 from datamodules._paths import resolve_data_dir
 from lightning_gans.errors import DatasetNotFoundError
 
@@ -59,27 +60,40 @@ def downscale(hr: Tensor, scale: int) -> Tensor:
     )
 
 
-class PairTransform:
-    """uint8 C×H×W picture → ``(lr, hr)`` in [-1, 1] (see the module docstring; picklable for workers)."""
+class PairTransform(Staged):
+    """uint8 C×H×W picture → ``(lr, hr)`` in [-1, 1] (see the module docstring; picklable for workers).
+
+    ``fixed`` stage (what the decoded cache stores): the HR resize / centre crop; for training random crops it is
+    the decoded picture itself (the cache then needs pictures of one size, as CelebA's are). ``rest``: the random
+    crop, the flip, the LR downscale and the [-1, 1] mapping, per item.
+    """
 
     def __init__(self, hr_size: int, scale: int, hr_transform: str, train: bool, flip: bool) -> None:
         self.scale, self.flip = scale, flip and train
         bicubic = v2.InterpolationMode.BICUBIC
+        self.crop: v2.Transform | None = None
         if hr_transform == "resize":
-            self.hr = v2.Resize((hr_size, hr_size), interpolation=bicubic, antialias=True)
+            fixed: Any = v2.Resize((hr_size, hr_size), interpolation=bicubic, antialias=True)
         elif hr_transform == "center_crop" or not train:
             resize = (
                 [v2.Resize(hr_size, interpolation=bicubic, antialias=True)] if hr_transform != "random_crop" else []
             )
-            self.hr = v2.Compose([*resize, v2.CenterCrop(hr_size)])
+            fixed = v2.Compose([*resize, v2.CenterCrop(hr_size)])
         else:
-            self.hr = v2.RandomCrop(hr_size)
+            fixed, self.crop = _decoded, v2.RandomCrop(hr_size)
+        stage = {"hr": "decoded" if self.crop else hr_transform, "hr_size": None if self.crop else hr_size}
+        super().__init__(fixed, self.finish, stage)
 
-    def __call__(self, image: Tensor) -> tuple[Tensor, Tensor]:
-        hr = self.hr(image)
+    def finish(self, hr: Tensor) -> tuple[Tensor, Tensor]:
+        if self.crop is not None:
+            hr = self.crop(hr)
         if self.flip and bool(torch.rand(()) < 0.5):
             hr = hr.flip(-1)
         return to_unit_range(downscale(hr, self.scale)), to_unit_range(hr)
+
+
+def _decoded(image: Tensor) -> Tensor:
+    return image
 
 
 class TensorPictures(Dataset):
@@ -109,7 +123,7 @@ class Rotated(Dataset):
         return self.dataset[(index + self.offset) % len(self.dataset)]
 
 
-class SuperResolutionDataModule(pl.LightningDataModule):
+class SuperResolutionDataModule(LoaderOptions, pl.LightningDataModule):
     """(LR, HR) pairs from CelebA, an image folder or MNIST (see the module docstring)."""
 
     def __init__(
@@ -125,9 +139,14 @@ class SuperResolutionDataModule(pl.LightningDataModule):
         split_seed: int = 0,
         separate_generator_batch: bool = False,
         batch_size: int = 1,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
         drop_last: bool = False,
         shuffle: bool = True,
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -142,7 +161,11 @@ class SuperResolutionDataModule(pl.LightningDataModule):
         self.source_name, self.hr_size, self.scale, self.hr_transform = source, hr_size, scale, hr_transform
         self.flip, self.holdout_fraction, self.split_seed = flip, holdout_fraction, split_seed
         self.separate_generator_batch = separate_generator_batch
-        self.batch_size, self.num_workers, self.drop_last, self.shuffle = batch_size, num_workers, drop_last, shuffle
+        self.batch_size, self.drop_last, self.shuffle = batch_size, drop_last, shuffle
+        self.set_loader_options(num_workers, persistent_workers, pin_memory, prefetch_factor)
+        if cache and source == "mnist":
+            raise ValueError("cache: true caches decoded image files; the mnist source is in memory already")
+        self.cache, self.cache_dir = cache, cache_dir
         self.source = self._build_source(source, dict(source_args or {}), resolve_data_dir(data_dir))
         self.name = f"{getattr(self.source, 'name', source)}_x{scale}"
         self.eval_split = EVAL_SPLITS[source]
@@ -170,8 +193,11 @@ class SuperResolutionDataModule(pl.LightningDataModule):
 
     # ------------------------------------------------------------------ data
     def prepare_data(self) -> None:
-        """The source's download / one clear not-found error."""
+        """The source's download / one clear not-found error; with ``cache``, the decoded cache's build."""
         self.source.prepare_data()
+        if self.cache:
+            self.source.setup("fit")
+            self._use_cache()
 
     def _files(self, split: str) -> ImageFiles:
         """The source's file list for ``split`` (CelebA partitions; the image folder's seeded hold-out)."""
@@ -212,14 +238,27 @@ class SuperResolutionDataModule(pl.LightningDataModule):
                 self._splits[key] = ImageFiles(files.files, transform, files.root)
         return self._splits[key]
 
+    def _use_cache(self) -> None:
+        """With ``cache``: the training pairs' HR stage from the decoded cache (built here on first use)."""
+        dataset = self.pairs("train", train=True)
+        if self.cache and isinstance(dataset, ImageFiles) and dataset.cache is None and len(dataset):
+            name = f"{self.name}-train-hr{self.hr_size}" if dataset.transform.stage["hr_size"] else f"{self.name}-train"
+            dataset.use_cache(name, self.cache_dir, self.resolved_num_workers())
+
+    def decoded_caches(self) -> list:
+        """The decoded caches in use (``cache: true``, after setup)."""
+        dataset = self._splits.get(("train", True))
+        return [dataset.cache] if isinstance(dataset, ImageFiles) and dataset.cache is not None else []
+
     def setup(self, stage: str | None = None) -> None:
-        """List the source's files (images are decoded lazily). Idempotent."""
+        """List the source's files (images are decoded lazily, or come from the decoded cache). Idempotent."""
         self.source.setup(stage)
         if stage in (None, "fit") and len(self.pairs("train", train=True)) == 0:
             raise DatasetNotFoundError(f"{self.name}: the training split holds no images")
+        self._use_cache()
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        return image_loader(dataset, self.batch_size, shuffle, drop_last, self.num_workers)
+        return image_loader(dataset, self.batch_size, shuffle, drop_last, self.loader_kwargs())
 
     def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
         dataset = self.pairs("train", train=True)

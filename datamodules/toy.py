@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
+from datamodules._loading import LoaderOptions, Workers
+
 __all__ = [
     "GRID25",
     "MIXTURES",
@@ -156,13 +158,14 @@ def scatter_plot(samples: Tensor, name: str, real: Tensor | None = None, title: 
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-class ToyDataModule(pl.LightningDataModule):
+class ToyDataModule(LoaderOptions, pl.LightningDataModule):
     """In-memory 2-D mixture samples; batches are ``(points [B×2] float32, mode_index [B] int64)``.
 
     Training points are drawn deterministically from ``seed``; the held-out validation set
     (10,000 points) from ``seed + 1``. Nothing is downloaded.
     """
 
+    in_memory = True  # num_workers auto → 0 (batches are slices of in-memory tensors)
     sample_dim = 2
 
     def __init__(
@@ -171,7 +174,10 @@ class ToyDataModule(pl.LightningDataModule):
         num_samples: int = 100_000,
         batch_size: int = 512,
         seed: int = 0,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -179,7 +185,7 @@ class ToyDataModule(pl.LightningDataModule):
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.seed = seed
-        self.num_workers = num_workers
+        self.set_loader_options(num_workers, persistent_workers, pin_memory, prefetch_factor)
         self.num_modes = _spec(dataset).num_modes
         self._data: dict[str, tuple[Tensor, Tensor]] = {}
 
@@ -202,8 +208,7 @@ class ToyDataModule(pl.LightningDataModule):
             batch_size=self.batch_size,
             shuffle=shuffle,
             drop_last=drop_last,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            **self.loader_kwargs(),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from datamodules._translation import DomainSource, TranslationDataModule, images_per_epoch, list_images
+from datamodules._loading import Workers
+from datamodules._pair_sampling import images_per_epoch
+from datamodules._translation import DomainSource, TranslationDataModule, list_images
 
 CYCLEGAN_URLS = (
     "https://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip",
@@ -74,14 +76,19 @@ class UnpairedDataModule(TranslationDataModule):
         epoch_length: Literal["longer", "shorter"] = "longer",
         max_images_per_epoch: int | None = None,
         batch_size: int = 1,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
         download: bool = True,
         drop_last: bool = False,
         seed: int = 0,
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
+        cache: bool = False,
+        cache_dir: str | None = None,
     ) -> None:
         super().__init__(
             dataset, data_dir, image_size, load_size, flip, interpolation, max_images_per_epoch, batch_size,
-            num_workers, download, drop_last, seed,
+            num_workers, download, drop_last, seed, (persistent_workers, pin_memory, prefetch_factor), cache, cache_dir,
         )  # fmt: skip
         self.save_hyperparameters()
         images_per_epoch(1, 1, epoch_length, max_images_per_epoch)  # validates both options now

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
 from datamodules._images import ImageFiles, RealImages, image_loader, to_signed_unit
+from datamodules._loading import LoaderOptions, Workers
 from datamodules._paths import resolve_data_dir
 from lightning_gans.download import PROBE_TIMEOUT_S, extract, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError
@@ -168,7 +169,7 @@ class AgeLabelledFaces(ImageFiles):
         return image, self.labels[i]
 
 
-class WikiFacesDataModule(pl.LightningDataModule):
+class WikiFacesDataModule(LoaderOptions, pl.LightningDataModule):
     """IMDB-WIKI face crops in [-1, 1] with six age-bin labels (see the module docstring)."""
 
     name = "wiki_faces"
@@ -182,10 +183,13 @@ class WikiFacesDataModule(pl.LightningDataModule):
         min_face_score: float | None = None,
         limit: int | None = None,
         batch_size: int = 128,
-        num_workers: int = 0,
+        num_workers: Workers = "auto",
         download: bool = True,
         drop_last: bool = False,
         shuffle: bool = True,
+        persistent_workers: bool = True,
+        pin_memory: bool | None = None,
+        prefetch_factor: int = 2,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -195,12 +199,8 @@ class WikiFacesDataModule(pl.LightningDataModule):
             raise ValueError(f"limit must be >= 1 (or None for every image), got {limit}")
         self.data_dir = resolve_data_dir(data_dir)
         self.dataset, self.image_size, self.interpolation = dataset, image_size, interpolation
-        self.min_face_score, self.limit, self.batch_size, self.num_workers = (
-            min_face_score,
-            limit,
-            batch_size,
-            num_workers,
-        )
+        self.min_face_score, self.limit, self.batch_size = min_face_score, limit, batch_size
+        self.set_loader_options(num_workers, persistent_workers, pin_memory, prefetch_factor)
         self.download, self.drop_last, self.shuffle = download, drop_last, shuffle
         self.num_classes = NUM_AGE_BINS
         self.dropped: dict[str, int] = {}
@@ -290,4 +290,4 @@ class WikiFacesDataModule(pl.LightningDataModule):
         return RealImages(ImageFiles(dataset.files, dataset.transform, dataset.root)), dataset.labels
 
     def train_dataloader(self) -> DataLoader:
-        return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.num_workers)
+        return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs())

@@ -317,7 +317,8 @@ project commands:
   age              re-render face pictures at all six ages with an Age-cGAN checkpoint (grid PNG)
   translate        translate images A→B or B→A with a CycleGAN/DiscoGAN checkpoint (keeps file names)
   prepare          make a training image folder (anime-faces SRC DST: crop faces with animeface;
-                   pix2pix-split SRC DST: side-by-side JPGs → trainA/trainB/testA/testB)
+                   pix2pix-split SRC DST: side-by-side JPGs → trainA/trainB/testA/testB;
+                   cache --config EXP: decode the training images once into the decoded-image cache)
 """
 
 

@@ -40,6 +40,13 @@ ADDED_OPTIONS: dict[str, object] = {"model.init_args.compile": False, "model.ini
 # ImageQualityCallback options added after the snapshot (PRDC's k, repeats, a reference stats file), at their defaults.
 ADDED_CALLBACK_OPTIONS: dict[str, object] = {"prdc_k": 5, "repeats": 1, "reference": None}
 ADDED_CALLBACK_KEY = re.compile(r"trainer\.callbacks\.\d+\.init_args\.(prdc_k|repeats|reference)")
+# Loader options added after the snapshot (datamodules/_loading.py, the decoded cache), at their defaults; and
+# num_workers, whose default became "auto" (the image experiments' explicit 2 was dropped for it too).
+ADDED_DATA_OPTIONS: dict[str, object] = {
+    "data.init_args.persistent_workers": True, "data.init_args.pin_memory": None,
+    "data.init_args.prefetch_factor": 2, "data.init_args.cache": False, "data.init_args.cache_dir": None,
+}  # fmt: skip
+WORKERS_KEY, WORKERS_BEFORE = "data.init_args.num_workers", (0, 2)
 # experiments/*.yaml added after the snapshot was taken (each needs its own test of its values, if any).
 NEW_EXPERIMENTS: list[str] = []
 # *_recommended.yaml whose book twin is not the name without the suffix.
@@ -81,9 +88,11 @@ def snapshot(name: str) -> dict[str, object]:
 
 
 def _diff(expected: dict, actual: dict) -> list[str]:
-    added = {k: v for k, v in ADDED_OPTIONS.items() if k in actual}
+    added = {k: v for k, v in {**ADDED_OPTIONS, **ADDED_DATA_OPTIONS}.items() if k in actual}
     added |= {k: ADDED_CALLBACK_OPTIONS[m[1]] for k in actual if (m := ADDED_CALLBACK_KEY.fullmatch(k))}
     expected = {**added, **expected}
+    if expected.get(WORKERS_KEY) in WORKERS_BEFORE and actual.get(WORKERS_KEY) == "auto":
+        expected[WORKERS_KEY] = "auto"
     keys = sorted(set(expected) | set(actual))
     return [f"{k}: {expected.get(k, '<absent>')!r} → {actual.get(k, '<absent>')!r}" for k in keys
             if expected.get(k, "<absent>") != actual.get(k, "<absent>")]  # fmt: skip

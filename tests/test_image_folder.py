@@ -54,7 +54,7 @@ def test_truncated_file_replaced_lazily(tmp_path: Path) -> None:
     write_image_folder(tmp_path, n=4)
     jpg = tmp_path / "part1" / "face001.jpg"
     jpg.write_bytes(jpg.read_bytes()[: jpg.stat().st_size // 2])
-    dm = ImageFolderDataModule(folder=str(tmp_path), batch_size=4, shuffle=False)
+    dm = ImageFolderDataModule(folder=str(tmp_path), batch_size=4, shuffle=False, num_workers=0)  # warnings from here
     dm.setup("fit")
     files = [p.name for p in dm.real_images()[0].dataset.files]
     assert files == ["face000.png", "face002.bmp", "face001.jpg", "face003.webp"]  # part0/…, part1/…

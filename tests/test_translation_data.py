@@ -13,8 +13,8 @@ import torch
 from data_factories import write_cyclegan, write_jpg, write_mnist_idx, write_pix2pix
 from PIL import Image
 
+from datamodules._pair_sampling import PairSampler
 from datamodules._paths import DatasetNotFoundError
-from datamodules._translation import PairSampler
 from datamodules.paired import PairedDataModule
 from datamodules.unpaired import UnpairedDataModule
 

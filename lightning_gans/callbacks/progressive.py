@@ -160,6 +160,7 @@ def rebatch(loader: DataLoader, batch_size: Callable[[], int], shard: dict[str, 
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
         persistent_workers=loader.persistent_workers,
+        prefetch_factor=loader.prefetch_factor if loader.num_workers > 0 else None,
     )
 
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from datamodules._images import describe_files
-from lightning_gans.errors import MissingPackageError  # noqa: F401 - re-exported (old import path)
+from lightning_gans.errors import LightningGANsError, MissingPackageError
+from lightning_gans.workflows.data import build_decoded_cache
 from lightning_gans.workflows.prepare import (
     crop_anime_faces,
     split_pix2pix,
@@ -30,7 +31,16 @@ def main(argv: list[str]) -> None:
     )
     split.add_argument("src", type=Path, help="pix2pix dataset folder holding train/ (and val/)")
     split.add_argument("dst", type=Path, help="output folder for the CycleGAN layout (created)")
+    cache = tasks.add_parser(
+        "cache", help="decode an experiment's training images once into the decoded-image cache (--data.cache=true)"
+    )
+    cache.add_argument("--config", required=True, help="experiment file (its data: section)")
+    cache.add_argument("--data_dir", default=None, help="dataset root (default: the config's / $LIGHTNING_GANS_DATA)")
+    cache.add_argument("--cache_dir", default=None, help="cache folder (default $LIGHTNING_GANS_CACHE/decoded)")
     args = parser.parse_args(argv)
+    if args.task == "cache":
+        _cache(args)
+        return
     if not args.src.is_dir():
         parser.error(f"SRC {args.src} is not a folder")
     if args.task == "pix2pix-split":
@@ -50,3 +60,18 @@ def main(argv: list[str]) -> None:
     for key, what in (("no_face", "no face detected"), ("unreadable", "unreadable")):
         if report[key]:
             print(f"skipped {describe_files(report[key])}: {what}")
+
+
+def _cache(args: argparse.Namespace) -> None:
+    try:
+        rows = build_decoded_cache(args.config, args.data_dir, args.cache_dir)
+    except (LightningGANsError, ValueError, OSError) as err:
+        print(f"lightning-gans prepare cache: error: {err}", file=sys.stderr)
+        sys.exit(getattr(err, "exit_code", 1))
+    for row in rows:
+        print(
+            f"decoded cache {row['folder']}: {row['images']} images of {'×'.join(map(str, row['shape']))} uint8, "
+            f"{row['mib']:.1f} MiB, built in {row['build_seconds']:.1f} s"
+            + (f", {row['skipped']} unreadable files replaced by their next image" if row["skipped"] else "")
+        )
+    print(f"train with --data.cache=true{' --data.cache_dir=' + args.cache_dir if args.cache_dir else ''}")

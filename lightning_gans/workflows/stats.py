@@ -12,7 +12,6 @@ and cache. The file format and its manifest: :mod:`lightning_gans.metrics.refere
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
-from lightning_gans.config_files import compose_file
 from lightning_gans.errors import ConfigError, ReferenceStatsError
 from lightning_gans.evaluation import EvalProtocol, EvalSettings, make_protocol, reference_statistics
 from lightning_gans.metrics import ReferenceCache, build_extractor
 from lightning_gans.metrics.extractors import file_sha256
 from lightning_gans.metrics.reference import StatsFile, protocol_differences, read_statistics, write_statistics
+from lightning_gans.workflows.data import datamodule_from_config
 from lightning_gans.workflows.evaluate import describe, load_datamodule
 
 FLOAT_TOLERANCE = 1e-5  # relative, for --recompute on other hardware (float features differ in the last bits)
@@ -56,18 +55,8 @@ def datamodule_of(source: StatsSource) -> pl.LightningDataModule:
             raise ConfigError(f"--ckpt {source.ckpt}: no such file")
         datamodule = load_datamodule(source.ckpt, source.data_dir)
     else:
-        data = compose_file(source.config).get("data")
-        if not isinstance(data, dict) or "class_path" not in data:
-            raise ConfigError(f"{source.config} has no data: section with a class_path to read the real images from")
-        module_name, _, class_name = str(data["class_path"]).rpartition(".")
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError, ValueError):
-            raise ConfigError(f"{source.config}: data class_path {data['class_path']!r} cannot be imported") from None
-        kwargs = dict(data.get("init_args") or {})
-        if source.data_dir is not None:
-            kwargs["data_dir"] = source.data_dir
-        datamodule = cls(**kwargs)
+        overrides = {"data_dir": source.data_dir} if source.data_dir is not None else {}
+        datamodule = datamodule_from_config(source.config, **overrides)
     datamodule.prepare_data()
     return datamodule
 

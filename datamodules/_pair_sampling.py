@@ -1,0 +1,57 @@
+"""Which images pair up in an epoch of a translation datamodule (``_translation.py``): :class:`PairSampler` and
+the epoch length rule :func:`images_per_epoch`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor
+from torch.utils.data import Sampler
+
+EPOCH_LENGTHS = ("longer", "shorter")
+
+
+class PairSampler(Sampler[tuple[int, int]]):
+    """``length`` index pairs per epoch (see the module docstring). ``paired``: B index = A index (requires
+    |A| = |B|). Shuffled: each domain's order is a fresh permutation, repeated (each time re-drawn) when the epoch is
+    longer than the domain — so an epoch over the longer domain visits every image of it once and cycles the other.
+    """
+
+    def __init__(self, n_a: int, n_b: int, length: int, paired: bool, shuffle: bool = True, seed: int = 0) -> None:
+        if paired and n_a != n_b:
+            raise ValueError(f"paired sampling needs as many A as B images, got {n_a} and {n_b}")
+        if min(n_a, n_b, length) < 1:
+            raise ValueError(f"no images to sample (|A| = {n_a}, |B| = {n_b}, epoch length {length})")
+        self.n_a, self.n_b, self.length, self.paired, self.shuffle, self.seed = n_a, n_b, length, paired, shuffle, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """Lightning calls this before every training epoch (the order depends on ``seed`` and the epoch only)."""
+        self.epoch = epoch
+
+    def _order(self, n: int, generator: torch.Generator) -> Tensor:
+        rounds = -(-self.length // n)
+        return torch.cat([torch.randperm(n, generator=generator) for _ in range(rounds)])[: self.length]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if not self.shuffle:
+            return iter([(i % self.n_a, i % self.n_b) for i in range(self.length)])
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        self.epoch += 1  # a new order next time even when nobody calls set_epoch
+        order_a = self._order(self.n_a, generator)
+        order_b = order_a if self.paired else self._order(self.n_b, generator)
+        return iter(list(zip(order_a.tolist(), order_b.tolist(), strict=True)))
+
+
+def images_per_epoch(n_a: int, n_b: int, which: str, cap: int | None) -> int:
+    """Images per epoch: the longer or the shorter domain, at most ``cap`` (None: no cap)."""
+    if which not in EPOCH_LENGTHS:
+        raise ValueError(f"epoch_length must be 'longer' or 'shorter', got {which!r}")
+    if cap is not None and cap < 1:
+        raise ValueError(f"max_images_per_epoch must be >= 1 (or None for no cap), got {cap}")
+    length = max(n_a, n_b) if which == "longer" else min(n_a, n_b)
+    return min(length, cap) if cap is not None else length
