@@ -62,6 +62,10 @@ bench-fid: $(STAMP) ## one FID evaluation (N=10k): our callback core vs torchmet
 bench-precision: $(STAMP) ## precision/compile step-time table on this CPU, ratios to fp32 eager
 	$(PY) benchmarks/bench_precision.py $(ARGS)
 
+# Generated CelebA-like and CycleGAN-like JPEGs (no download); ~5 min on 2 cores.
+bench-data: $(STAMP) ## loader images/s: decode vs decoded cache, 0/1/2/auto workers, vs the training step rate
+	$(PY) benchmarks/bench_data.py $(ARGS)
+
 # On a CUDA machine with only torch, torchvision, lightning, torchmetrics (no .venv needed); < 5 min, no network.
 gpu-check: ## GPU table: 3 GANs x fp32/bf16/16-mixed/compiled/CUDA graphs + 10k FID -> runs/gpu_check.txt
 	PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),python3) benchmarks/gpu_check.py --out runs/gpu_check.txt $(ARGS)

@@ -5,9 +5,14 @@
 
 * file-backed datasets (decoding JPEGs, reading voxel files): one worker per CPU this rank may use, minus one
   for the training process itself, at most :data:`MAX_AUTO_WORKERS` — ``min(cpus // local_ranks - 1, 8)``;
-  0 when a rank has fewer than 2 CPUs (a worker would only take the core the training step needs);
-* in-memory datasets (MNIST, the toy mixtures): 0 — a batch is a tensor slice, and a worker adds a process and a
-  copy through shared memory for nothing.
+  0 when a rank has fewer than 3 CPUs. Measured (``make bench-data``, 2 CPUs): one worker loads *slower* than
+  the main process alone (CelebA-like 64²: 938 vs 1,131 images/s; CycleGAN-like 256²: 152 vs 247) — the batches'
+  trip through shared memory costs more than the decode it moves — so workers start paying at two, which
+  need a core each besides the training process;
+* in-memory datasets (MNIST, the toy mixtures) and the decoded-cache path (``cache: true``): 0 — a batch is a
+  slice of a tensor or of a memory map plus cheap per-batch work, and a worker adds a process and a copy through
+  shared memory that cost more than they save (``make bench-data``: the cache path at 64² ran ~8× faster in the
+  main process than through one worker). The cache *build* decodes with the file rule above.
 
 "CPUs this rank may use" is this process's CPU affinity (what ``taskset``, SLURM's ``--cpus-per-task`` and most
 container runtimes set), capped by a cgroup-v2 CPU quota when one is set; the local ranks are the trainer's
@@ -77,7 +82,7 @@ def auto_workers(cpus: int, ranks: int, in_memory: bool = False) -> int:
     if in_memory:
         return 0
     per_rank = cpus // max(1, ranks)
-    return 0 if per_rank < 2 else min(per_rank - 1, MAX_AUTO_WORKERS)
+    return 0 if per_rank < 3 else min(per_rank - 1, MAX_AUTO_WORKERS)
 
 
 def check_workers(num_workers: Workers) -> Workers:
@@ -112,11 +117,14 @@ class LoaderOptions:
         self.num_workers = check_workers(num_workers)
         self.persistent_workers, self.pin_memory, self.prefetch_factor = persistent_workers, pin_memory, prefetch_factor
 
-    def resolved_num_workers(self) -> int:
-        """``num_workers`` with ``auto`` resolved for this process and trainer."""
+    def resolved_num_workers(self, decoding: bool = False) -> int:
+        """``num_workers`` with ``auto`` resolved for this process and trainer: for the training loader (0 when
+        the data are in memory or in the decoded cache), or, with ``decoding``, for a pass that decodes the files
+        (the cache build)."""
         if self.num_workers != "auto":
             return int(self.num_workers)
-        return auto_workers(available_cpus(), local_ranks(getattr(self, "trainer", None)), self.in_memory)
+        in_memory = not decoding and (self.in_memory or bool(getattr(self, "cache", False)))
+        return auto_workers(available_cpus(), local_ranks(getattr(self, "trainer", None)), in_memory)
 
     def loader_kwargs(self) -> dict[str, Any]:
         """``num_workers``, ``persistent_workers``, ``pin_memory`` and ``prefetch_factor`` for a ``DataLoader``."""

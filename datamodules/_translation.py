@@ -354,7 +354,7 @@ class TranslationDataModule(LoaderOptions, pl.LightningDataModule):
                 stage = {**self.train_transform.stage, "half": source.half}
                 spec = CacheSpec(name, source.files, self.root, stage, folder)
                 fixed = partial(source.load_fixed, stage=self.train_transform)  # picklable for the build's workers
-                source.cache = ensure_cache(spec, fixed, self.resolved_num_workers())
+                source.cache = ensure_cache(spec, fixed, self.resolved_num_workers(decoding=True))
 
     def decoded_caches(self) -> list[DecodedCache]:
         """The decoded caches in use (``cache: true``, after setup): both training domains."""

@@ -280,7 +280,7 @@ class CelebADataModule(LoaderOptions, pl.LightningDataModule):
         dataset = self._load("train")
         if self.cache and dataset.cache is None and len(dataset):
             limit = f"-first{self.limit}" if self.limit is not None else ""
-            dataset.use_cache(f"celeba-train{limit}", self.cache_dir, self.resolved_num_workers())
+            dataset.use_cache(f"celeba-train{limit}", self.cache_dir, self.resolved_num_workers(decoding=True))
 
     def decoded_caches(self) -> list:
         """The decoded caches in use (``cache: true``, after setup)."""

@@ -100,7 +100,9 @@ class ImageFolderDataModule(LoaderOptions, pl.LightningDataModule):
                     raise self._not_found(f"none of the image files in {self.root} is readable")
             self._dataset = ImageFiles(files, resize_center_crop(self.image_size), self.root)
         if self.cache and self._dataset.cache is None:
-            self._dataset.use_cache(f"{self.name}-{self.image_size}", self.cache_dir, self.resolved_num_workers())
+            self._dataset.use_cache(
+                f"{self.name}-{self.image_size}", self.cache_dir, self.resolved_num_workers(decoding=True)
+            )
         return self._dataset
 
     def decoded_caches(self) -> list:

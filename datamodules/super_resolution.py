@@ -243,7 +243,7 @@ class SuperResolutionDataModule(LoaderOptions, pl.LightningDataModule):
         dataset = self.pairs("train", train=True)
         if self.cache and isinstance(dataset, ImageFiles) and dataset.cache is None and len(dataset):
             name = f"{self.name}-train-hr{self.hr_size}" if dataset.transform.stage["hr_size"] else f"{self.name}-train"
-            dataset.use_cache(name, self.cache_dir, self.resolved_num_workers())
+            dataset.use_cache(name, self.cache_dir, self.resolved_num_workers(decoding=True))
 
     def decoded_caches(self) -> list:
         """The decoded caches in use (``cache: true``, after setup)."""

@@ -209,8 +209,8 @@ def test_two_ranks_share_one_cache_and_see_disjoint_complete_shards(tmp_path: Pa
 
 
 def test_auto_workers_rule_and_loader_options() -> None:
-    assert [auto_workers(c, 1) for c in (1, 2, 3, 4, 16, 64)] == [0, 1, 2, 3, 8, 8]
-    assert auto_workers(16, 4) == 3 and auto_workers(4, 4) == 0 and auto_workers(2, 2) == 0
+    assert [auto_workers(c, 1) for c in (1, 2, 3, 4, 16, 64)] == [0, 0, 2, 3, 8, 8]
+    assert auto_workers(16, 4) == 3 and auto_workers(8, 4) == 0 and auto_workers(12, 4) == 2
     assert auto_workers(16, 1, in_memory=True) == 0
 
     class Trainer:
@@ -226,6 +226,17 @@ def test_auto_workers_rule_and_loader_options() -> None:
     assert options.loader_kwargs() == {
         "num_workers": 0, "persistent_workers": False, "pin_memory": True, "prefetch_factor": None,
     }  # fmt: skip
+
+    class Cached(LoaderOptions):
+        cache = True
+
+    import datamodules._loading as loading
+
+    cached = Cached()
+    cached.set_loader_options("auto", True, None, 2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loading, "available_cpus", lambda: 8)
+        assert cached.resolved_num_workers() == 0 and cached.resolved_num_workers(decoding=True) == 7
     for bad in (-1, "four", 1.5):
         with pytest.raises(ValueError, match="num_workers must be an integer >= 0 or 'auto'"):
             options.set_loader_options(bad, True, None, 2)

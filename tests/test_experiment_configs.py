@@ -321,3 +321,12 @@ def test_shared_callback_block_exists_once(class_path: str, marker: str, piece: 
     assert holders == [piece]
     users = [p.name for p in EXPERIMENTS.glob("*.yaml") if piece in p.read_text()]
     assert users, f"no experiment uses {piece}"
+
+
+@pytest.mark.parametrize("name", ["dcgan_celeba", "cyclegan_horse2zebra", "dcgan_mnist"])
+def test_loader_options_are_visible_in_print_config(name: str, env: None) -> None:
+    values = resolved(EXPERIMENTS / f"{name}.yaml")
+    assert values[WORKERS_KEY] == "auto"
+    shown = {k for k in ADDED_DATA_OPTIONS if k in values}
+    loader_keys = {f"data.init_args.{k}" for k in ("persistent_workers", "pin_memory", "prefetch_factor")}
+    assert loader_keys <= shown and ({"data.init_args.cache"} <= shown) == (name != "dcgan_mnist")
