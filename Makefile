@@ -66,6 +66,10 @@ bench-precision: $(STAMP) ## precision/compile step-time table on this CPU, rati
 bench-data: $(STAMP) ## loader images/s: decode vs decoded cache, 0/1/2/auto workers, vs the training step rate
 	$(PY) benchmarks/bench_data.py $(ARGS)
 
+# Factory MNIST and the toy mixture (no download); ~6 min on 2 cores.
+bench-faults: $(STAMP) ## SIGKILL at random steps + resume == uninterrupted (bit-identical); the bad-input matrix
+	$(PY) benchmarks/bench_faults.py $(ARGS)
+
 # On a CUDA machine with only torch, torchvision, lightning, torchmetrics (no .venv needed); < 5 min, no network.
 gpu-check: ## GPU table: 3 GANs x fp32/bf16/16-mixed/compiled/CUDA graphs + 10k FID -> runs/gpu_check.txt
 	PYTHONPATH=. $(if $(wildcard $(PY)),$(PY),python3) benchmarks/gpu_check.py --out runs/gpu_check.txt $(ARGS)

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from datamodules._cache import CacheSpec, DecodedCache, default_cache_dir, ensure_cache
+from datamodules._resume import make_loader
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError)  # PIL raises all of these
@@ -191,6 +192,9 @@ class RealImages:
         return torch.stack([self.dataset[i] for i in indices])
 
 
-def image_loader(dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, options: dict) -> DataLoader:
-    """A loader with a datamodule's resolved options (``LoaderOptions.loader_kwargs()``)."""
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **options)
+def image_loader(
+    dataset: Dataset, batch_size: int, shuffle: bool, drop_last: bool, options: dict, datamodule: Any = None
+) -> DataLoader:
+    """A loader with a datamodule's resolved options (``LoaderOptions.loader_kwargs()``); shuffled training loaders
+    resume mid-epoch (:mod:`datamodules._resume`)."""
+    return make_loader(dataset, batch_size, shuffle, drop_last, options, datamodule)

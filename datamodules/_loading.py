@@ -112,6 +112,9 @@ class LoaderOptions:
     def set_loader_options(
         self, num_workers: Workers, persistent_workers: bool, pin_memory: bool | None, prefetch_factor: int
     ) -> None:
+        batch = getattr(self, "batch_size", 1)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch!r}")
         if prefetch_factor < 1:
             raise ValueError(f"prefetch_factor must be >= 1 (batches loaded ahead per worker), got {prefetch_factor}")
         self.num_workers = check_workers(num_workers)

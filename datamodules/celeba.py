@@ -302,7 +302,9 @@ class CelebADataModule(LoaderOptions, pl.LightningDataModule):
         return {split: len(self._load(split)) for split in SPLITS}
 
     def train_dataloader(self) -> DataLoader:
-        return image_loader(self._load("train"), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs())
+        return image_loader(
+            self._load("train"), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs(), self
+        )
 
     def val_dataloader(self) -> DataLoader:
         return image_loader(self._load("valid"), self.batch_size, False, False, self.loader_kwargs())

@@ -125,4 +125,4 @@ class ImageFolderDataModule(LoaderOptions, pl.LightningDataModule):
         return RealImages(self._load()), None
 
     def train_dataloader(self) -> DataLoader:
-        return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs())
+        return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs(), self)

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset
 
 from datamodules._loading import LoaderOptions, Workers
 from datamodules._paths import resolve_data_dir
+from datamodules._resume import make_loader
 from lightning_gans.download import PROBE_TIMEOUT_S, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError
 
@@ -164,6 +165,8 @@ class MNISTDataModule(LoaderOptions, pl.LightningDataModule):
             if missing:
                 reason = "; ".join(["setup() found files missing; prepare_data() downloads them", *notes])
                 raise self._not_found(missing, reason) from None
+            for path in self.source_files(split):
+                self._check_idx(path)
             from torchvision.datasets import MNIST
 
             ds = MNIST(str(self.data_dir), train=split == "train", download=False)
@@ -181,6 +184,29 @@ class MNISTDataModule(LoaderOptions, pl.LightningDataModule):
         """The in-memory ``(images, labels)`` of ``split`` ("train" or "test"), loading it if needed."""
         return self._load(split)
 
+    def _check_idx(self, path: Path) -> None:
+        """One clear DatasetNotFoundError for a truncated, padded or foreign IDX file (magic, dims, byte size)."""
+        images = "images" in path.name
+        magic, dims = (2051, 3) if images else (2049, 1)
+        data = path.read_bytes()[: 4 + 4 * dims]
+        fix = f"delete it and rerun (prepare_data downloads it again), or: {self._refetch_hint(path.name)}"
+        found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+        if found != magic or len(data) < 4 + 4 * dims:
+            raise DatasetNotFoundError(
+                f"{path} is not an MNIST IDX {'image' if images else 'label'} file (magic {found}, expected {magic}): "
+                f"{fix}"
+            )
+        shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+        expected = 4 + 4 * dims + math.prod(shape)
+        if path.stat().st_size != expected or (images and shape[1:] != [28, 28]):
+            raise DatasetNotFoundError(
+                f"{path} is truncated or damaged: {path.stat().st_size} bytes, its header "
+                f"({'×'.join(map(str, shape))}) needs {expected}: {fix}"
+            )
+
+    def _refetch_hint(self, name: str) -> str:
+        return f"cd {self.raw_dir.resolve()} && wget {MNIST_MIRRORS[0]}{name}.gz && gunzip -f {name}.gz"
+
     def source_files(self, split: str = "test") -> list[Path]:
         """The raw IDX files behind ``split`` (images, labels): hashed into a stats file's manifest."""
         prefix = {"train": "train", "test": "t10k"}.get(split)
@@ -189,13 +215,8 @@ class MNISTDataModule(LoaderOptions, pl.LightningDataModule):
         return [self.raw_dir / f"{prefix}-images-idx3-ubyte", self.raw_dir / f"{prefix}-labels-idx1-ubyte"]
 
     def _loader(self, split: str, shuffle: bool, drop_last: bool) -> DataLoader:
-        return DataLoader(
-            TensorDataset(*self._load(split)),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            **self.loader_kwargs(),
-        )
+        dataset = TensorDataset(*self._load(split))
+        return make_loader(dataset, self.batch_size, shuffle, drop_last, self.loader_kwargs(), self)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=self.shuffle, drop_last=self.drop_last)

@@ -258,7 +258,7 @@ class SuperResolutionDataModule(LoaderOptions, pl.LightningDataModule):
         self._use_cache()
 
     def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        return image_loader(dataset, self.batch_size, shuffle, drop_last, self.loader_kwargs())
+        return image_loader(dataset, self.batch_size, shuffle, drop_last, self.loader_kwargs(), self)
 
     def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
         dataset = self.pairs("train", train=True)

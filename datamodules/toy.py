@@ -22,6 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
 from datamodules._loading import LoaderOptions, Workers
+from datamodules._resume import make_loader
 
 __all__ = [
     "GRID25",
@@ -203,13 +204,8 @@ class ToyDataModule(LoaderOptions, pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool, drop_last: bool = False) -> DataLoader:
         self.setup()
-        return DataLoader(
-            TensorDataset(*self._data[split]),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            **self.loader_kwargs(),
-        )
+        dataset = TensorDataset(*self._data[split])
+        return make_loader(dataset, self.batch_size, shuffle, drop_last, self.loader_kwargs(), self)
 
     def train_dataloader(self) -> DataLoader:
         # Equal batch sizes (e.g. for PacGAN packing); only drop the ragged tail when a full batch exists.

@@ -290,4 +290,4 @@ class WikiFacesDataModule(LoaderOptions, pl.LightningDataModule):
         return RealImages(ImageFiles(dataset.files, dataset.transform, dataset.root)), dataset.labels
 
     def train_dataloader(self) -> DataLoader:
-        return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs())
+        return image_loader(self._load(), self.batch_size, self.shuffle, self.drop_last, self.loader_kwargs(), self)

@@ -35,12 +35,15 @@ from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElastic
 from lightning.pytorch.callbacks import RichProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.strategies import ParallelStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_info
 
-from lightning_gans import config_files
+from lightning_gans import config_files, user_errors
 from lightning_gans.callbacks import MetricsJsonl, Preemption, RunCheckpoint
+from lightning_gans.callbacks.checkpoint import AtomicCheckpointIO
 from lightning_gans.callbacks.preemption import slurm_job_id
+from lightning_gans.checkpoints import model_class_path, read_checkpoint
 from lightning_gans.compat import wandb_init_kwargs
 from lightning_gans.console import quiet_console
 from lightning_gans.errors import (
@@ -50,6 +53,7 @@ from lightning_gans.errors import (
 )
 from lightning_gans.models.base import GANModule
 from lightning_gans.strategies import GANDDPStrategy, gan_strategy_for
+from lightning_gans.user_errors import OneLineParser, debug_enabled, instantiation_error, wandb_api_key
 
 RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"
 REJECTED_TRAINER_OPTIONS = {
@@ -96,7 +100,37 @@ class GANLightningCLI(LightningCLI):
             args=args,
             run=run,
             auto_configure_optimizers=False,
+            parser_class=OneLineParser,  # parse errors: one line naming the option (user_errors.py)
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """``--ckpt_path``: one line for a file that is not a checkpoint, or one of another model than ``--config``
+        (Lightning would otherwise swap in the checkpoint's model class silently); then Lightning's parsing."""
+        subcommand = self.config.get("subcommand")
+        ckpt = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt and str(ckpt) not in ("last", "best", "hpc", "registry"):
+            saved = model_class_path(read_checkpoint(ckpt))
+            model = self.config[subcommand].get("model")
+            configured = str(model.get("class_path") if hasattr(model, "get") else "") or None
+            if saved and configured and saved.rsplit(".", 1)[-1] != configured.rsplit(".", 1)[-1]:
+                raise ConfigError(
+                    f"--ckpt_path {ckpt} holds a {saved.rsplit('.', 1)[-1]} model but --config builds a "
+                    f"{configured.rsplit('.', 1)[-1]}: resume with the config the run was trained with (its run "
+                    "folder's config.yaml)"
+                )
+        super()._parse_ckpt_path()
+
+    def instantiate_classes(self) -> None:
+        """Build model, data and trainer; an ``__init__`` that rejects its options is one ``--model: …`` line."""
+        try:
+            super().instantiate_classes()
+        except (ValueError, TypeError) as err:
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            sections = {str(self._get(config, k, {}).get("class_path")): k for k in ("model", "data")}
+            condensed = instantiation_error(err, sections)
+            if condensed is None:
+                raise
+            raise condensed from None
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument("--experiment", type=str | None, default=None, help="Run name (default: config stem)")
@@ -113,6 +147,8 @@ class GANLightningCLI(LightningCLI):
             help="offline (default) | online | disabled",
         )
         parser.add_argument("--wandb.project", type=str, default="lightning-gans")
+        every = "also write last.ckpt every N GAN steps (exact mid-epoch resume; default: at epoch ends)"
+        parser.add_argument("--checkpoint_every_n_steps", type=int | None, default=None, help=every)  # fmt: skip
 
     # ------------------------------------------------------------------ run directory and loggers
     def _experiment_name(self, config: Any) -> str:
@@ -146,6 +182,11 @@ class GANLightningCLI(LightningCLI):
         mode = config["wandb"]["mode"]
         if mode not in ("offline", "online", "disabled"):
             raise ConfigError(f"--wandb.mode must be offline, online or disabled, got {mode!r}")
+        if mode == "online" and not wandb_api_key():
+            raise ConfigError(
+                "--wandb.mode=online needs W&B credentials and none were found (WANDB_API_KEY, ~/.netrc): run "
+                "`wandb login`, export WANDB_API_KEY, or use --wandb.mode=offline (sync later with `wandb sync`)"
+            )
         if mode != "disabled":
             wandb_logger = WandbLogger(
                 save_dir=str(run_dir),
@@ -177,12 +218,20 @@ class GANLightningCLI(LightningCLI):
         strategy = _gan_strategy(trainer_cfg)
         if strategy is not None:
             kwargs["strategy"] = strategy
+        plugins = trainer_cfg.get("plugins") or []
+        plugins = list(plugins) if isinstance(plugins, list | tuple) else [plugins]
+        if not any(isinstance(p, CheckpointIO) for p in plugins):
+            kwargs["plugins"] = [*plugins, AtomicCheckpointIO()]  # no torn last.ckpt after a kill mid-save
         extra = [self._get(self.config_init, c) for c in self._parser(self.subcommand).callback_keys]
         callbacks = list(trainer_cfg.get("callbacks") or [])
         if not any(isinstance(c, RichProgressBar) for c in callbacks) and trainer_cfg.get("enable_progress_bar", True):
             extra.append(RichProgressBar())
         if trainer_cfg.get("enable_checkpointing", True) is not False:
-            extra.append(RunCheckpoint(save_last=True, save_top_k=0, enable_version_counter=False))
+            every = config.get("checkpoint_every_n_steps")
+            if every is not None and every < 1:
+                raise ConfigError(f"--checkpoint_every_n_steps must be >= 1 (or unset), got {every}")
+            extra.append(RunCheckpoint(save_last=True, save_top_k=0, enable_version_counter=False,
+                                       every_n_train_steps=every))  # fmt: skip
         extra.append(MetricsJsonl())
         if not any(isinstance(c, Preemption) for c in callbacks):
             extra.append(Preemption())
@@ -328,6 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     quiet_console()
+    user_errors.ARGV[:] = argv
     try:
         if argv and argv[0] in SUBCOMMANDS:
             run_subcommand(argv[0], argv[1:])
@@ -337,6 +387,8 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 _finish_wandb()
     except (LightningGANsError, FileNotFoundError) as err:
+        if debug_enabled():
+            raise
         print(f"lightning-gans: error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 1))
 

@@ -47,6 +47,9 @@ ADDED_DATA_OPTIONS: dict[str, object] = {
     "data.init_args.prefetch_factor": 2, "data.init_args.cache": False, "data.init_args.cache_dir": None,
 }  # fmt: skip
 WORKERS_KEY, WORKERS_BEFORE = "data.init_args.num_workers", (0, 2)
+# --checkpoint_every_n_steps (docs/resuming.md), added after the snapshot: unset, except in these recipes.
+STEP_CHECKPOINTS = {f"{n}_recommended": 500 for n in ("cgan_mnist", "dcgan_mnist", "gan_mnist", "wgan_gp_mnist",
+                                                       "toy_grid25")}  # fmt: skip
 # experiments/*.yaml added after the snapshot was taken (each needs its own test of its values, if any).
 NEW_EXPERIMENTS: list[str] = []
 # *_recommended.yaml whose book twin is not the name without the suffix.
@@ -84,7 +87,8 @@ def resolved(*configs: Path | str, extra: tuple[str, ...] = ()) -> dict[str, obj
 
 def snapshot(name: str) -> dict[str, object]:
     """The snapshot's values of experiment ``name`` under today's key names (``RENAMED_KEYS``)."""
-    return {RENAMED_KEYS.get(k, k): v for k, v in SNAPSHOT[name].items()}
+    values = {RENAMED_KEYS.get(k, k): v for k, v in SNAPSHOT[name].items()}
+    return {"checkpoint_every_n_steps": STEP_CHECKPOINTS.get(name), **values}
 
 
 def _diff(expected: dict, actual: dict) -> list[str]:

@@ -1,10 +1,18 @@
-"""``RunCheckpoint``: Lightning's ModelCheckpoint writing into ``<run_dir>/checkpoints/`` by default."""
+"""``RunCheckpoint``: Lightning's ModelCheckpoint writing into ``<run_dir>/checkpoints/`` by default; and
+``AtomicCheckpointIO``: every checkpoint written to a temporary file and renamed into place."""
 
 from __future__ import annotations
 
-import lightning.pytorch as pl
-from lightning.pytorch.callbacks import ModelCheckpoint
+import os
+from pathlib import Path
+from typing import Any
 
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from lightning_gans.errors import CheckpointError
 from lightning_gans.outputs import run_dir
 
 
@@ -38,3 +46,32 @@ class RunCheckpoint(ModelCheckpoint):
         if trainer.fast_dev_run:
             return
         super().on_train_end(trainer, pl_module)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file in the target's folder, flushed to disk, then renamed over the
+    target: a kill during a save (SIGKILL, a node failure) never leaves a torn ``last.ckpt`` — the previous one
+    stays whole and loadable. A failed write (a full disk, a quota) removes the temporary file, keeps the previous
+    checkpoint and raises one :class:`~lightning_gans.errors.CheckpointError` line. The CLI installs it on every
+    trainer it builds (``GANLightningCLI.instantiate_trainer``)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError("AtomicCheckpointIO takes no storage_options")
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+        try:
+            with open(tmp, "wb") as handle:
+                torch.save(checkpoint, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        except OSError as err:
+            kept = f"the previous {target.name} is kept" if target.is_file() else f"no {target.name} was written"
+            raise CheckpointError(
+                f"could not write checkpoint {target} ({err.strerror or err}): {kept}; free space in "
+                f"{target.parent} or point --runs_dir elsewhere, then resume with --ckpt_path"
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from torchvision.transforms import v2
 
+from lightning_gans.checkpoints import read_checkpoint
 from lightning_gans.outputs import make_grid, save_png
 
 AGE_STAGES = ("encoder", "identity")
@@ -49,7 +50,7 @@ def write_age_grid(
     """Write the N×6 aging grid PNG (row = input face, column = age bin); returns its path."""
     from lightning_gans.workflows.sampling import load_module
 
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True) if Path(ckpt).is_file() else {}
+    checkpoint = read_checkpoint(ckpt)
     module = load_module(ckpt)
     if not hasattr(module, "age_faces"):
         raise ValueError(f"{ckpt} holds a {type(module).__name__}, not an Age-cGAN (lightning_gans.models.AgeCGAN)")

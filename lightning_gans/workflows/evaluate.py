@@ -23,6 +23,7 @@ import lightning.pytorch as pl
 import torch
 
 from lightning_gans.capabilities import is_conditional
+from lightning_gans.checkpoints import read_checkpoint
 from lightning_gans.evaluation import (
     EvalProtocol,
     EvalSettings,
@@ -41,7 +42,7 @@ from lightning_gans.outputs import append_metrics
 
 def load_datamodule(ckpt: str | Path, data_dir: str | None = None) -> pl.LightningDataModule:
     """Rebuild the datamodule a ``lightning-gans fit`` checkpoint was trained with (``data_dir`` overrides)."""
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(ckpt)
     hparams = checkpoint.get("datamodule_hyper_parameters") or {}
     class_path = hparams.get("_class_path")
     if not class_path:
@@ -146,7 +147,7 @@ def record_evaluation(
     run = run_dir_of(ckpt)
     if run is None:
         return None
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(ckpt)
     # append_metrics' row format ({"epoch", "step", **meta, **metrics}) for a checkpoint instead of a trainer
     shim = SimpleNamespace(
         is_global_zero=True,

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from lightning_gans.capabilities import is_conditional
+from lightning_gans.checkpoints import model_class_path, read_checkpoint
 from lightning_gans.models.base import GANModule
 from lightning_gans.outputs import make_grid, save_png, to_uint8
 
@@ -16,8 +17,7 @@ from lightning_gans.outputs import make_grid, save_png, to_uint8
 def load_module(ckpt: str | Path) -> GANModule:
     """Rebuild the LightningModule a ``lightning-gans fit`` run saved (class and networks from its hparams)."""
     path = Path(ckpt)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist (runs keep them in runs/<exp>/<run>/checkpoints/)")
+    read_checkpoint(path)  # one clear line for a missing, truncated or foreign file
     import lightning_gans.models  # noqa: F401 - registers every model class for the checkpoint's class_path
 
     module = model_class(path).load_from_checkpoint(path, map_location="cpu", weights_only=False)
@@ -31,9 +31,8 @@ def model_class(ckpt: str | Path) -> type[GANModule]:
     without ``**kwargs`` in ``__init__`` and would rebuild a plain ``GANModule`` around the saved networks, losing
     the subclass's hooks (e.g. a conditional ``sample``).
     """
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
-    class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
-    if not isinstance(class_path, str) or "." not in class_path:
+    class_path = model_class_path(read_checkpoint(ckpt))
+    if class_path is None:
         return GANModule
     module_name, name = class_path.rsplit(".", 1)
     cls = getattr(importlib.import_module(module_name), name, None)
@@ -44,7 +43,7 @@ def model_class(ckpt: str | Path) -> type[GANModule]:
 
 def _toy_dataset(ckpt: str | Path) -> str:
     """The toy mixture a checkpoint was trained on (its datamodule's ``dataset``), for the scatter plot."""
-    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(ckpt)
     return (checkpoint.get("datamodule_hyper_parameters") or {}).get("dataset") or "grid25"
 
 

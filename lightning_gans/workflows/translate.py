@@ -27,6 +27,7 @@ from torchvision import tv_tensors
 
 from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, describe_files, read_rgb
 from datamodules._translation import Half, list_images, translation_transform
+from lightning_gans.checkpoints import model_class_path, read_checkpoint
 from lightning_gans.outputs import to_uint8
 
 DIRECTIONS = ("AtoB", "BtoA")
@@ -37,11 +38,9 @@ def load_translator(ckpt: str | Path) -> tuple[pl.LightningModule, dict[str, Any
     """(the model in eval mode, the checkpoint's datamodule hyperparameters) for a ``lightning-gans fit`` checkpoint
     whose model class has ``translate``."""
     path = Path(ckpt)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist (runs keep them in runs/<exp>/<run>/checkpoints/)")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    class_path = (checkpoint.get("hyper_parameters") or {}).get("_class_path")
-    if not isinstance(class_path, str) or "." not in class_path:
+    checkpoint = read_checkpoint(path)
+    class_path = model_class_path(checkpoint)
+    if class_path is None:
         raise ValueError(f"{path} does not name its model class (_class_path): was it written by `lightning-gans fit`?")
     import lightning_gans.models  # noqa: F401 - registers every model class
 
