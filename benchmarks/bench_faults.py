@@ -44,7 +44,14 @@ def fit(env: dict, experiment: str, name: str, runs: Path, steps: int, every: in
 
 
 def newest(runs: Path, name: str) -> Path:
-    return sorted((runs / name).iterdir())[-1] / "checkpoints" / "last.ckpt"
+    """The most recently written ``last.ckpt`` of any run of ``name`` (a run killed before its first checkpoint
+    has none: the previous run's is still the newest)."""
+    return max((runs / name).glob("*/checkpoints/last.ckpt"), key=lambda p: p.stat().st_mtime_ns)
+
+
+def saves(start: int, end: int, every: int) -> int:
+    """Step checkpoints written between GAN steps ``start`` (exclusive) and ``end`` (inclusive)."""
+    return end // every - start // every
 
 
 def identical(a: Path, b: Path) -> bool:
@@ -72,11 +79,11 @@ def kill_and_resume(env: dict, work: Path, name: str, steps: int, every: int, ki
         code = fit(env, experiment, f"{slug}_killed", runs, steps, every, *extra, *resume,
                    f"--trainer.callbacks+={json.dumps(kill)}")  # fmt: skip
         survived += code == -9
-        written += point // every - done // every
+        written += saves(done, point, every)
         ckpt = newest(runs, f"{slug}_killed")
         done = torch.load(ckpt, weights_only=False)["global_step"]
     final = fit(env, experiment, f"{slug}_killed", runs, steps, every, *extra, f"--ckpt_path={ckpt}")
-    written += steps // every - done // every + 1  # the step checkpoints after the last kill, and the final save
+    written += saves(done, steps, every) + (steps % every != 0)  # and the save at the end of training
     same = final == 0 and identical(newest(runs, f"{slug}_killed"), newest(runs, f"{slug}_straight"))
     return (f"| {name} | {steps} | {', '.join(map(str, points))} | {survived}/{len(points)} | {written} | "
             f"{'yes' if same else 'NO'} |")  # fmt: skip
@@ -91,7 +98,7 @@ def bad_inputs(work: Path) -> list[str]:
         errors = [line for line in result.stderr.splitlines() if "error:" in line]
         ok = result.returncode != 0 and "Traceback" not in result.stderr and len(errors) == 1 and expected in errors[0]
         clear += ok
-        first = (errors[0] if errors else result.stderr.strip().splitlines()[-1:] or [""])[0]
+        first = errors[0] if errors else (result.stderr.strip().splitlines() or [""])[-1]
         first = first.replace(str(ws), "<ws>").replace("|", "\\|")[:160]
         rows.append(f"| {case} | {result.returncode} | {first} | {'yes' if ok else 'NO'} |")
     rows.insert(0, f"bad inputs tried: {len(CASES)}, clear: {clear}\n")
