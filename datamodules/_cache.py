@@ -55,6 +55,11 @@ def default_cache_dir() -> Path:
     return Path(root).expanduser() / "decoded"
 
 
+def cache_folder(cache_dir: str | Path | None) -> Path:
+    """``cache_dir`` (``~`` expanded), or :func:`default_cache_dir` when None."""
+    return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+
+
 def source_identity(files: Sequence[Path], root: Path, stage: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(key, summary) of the sources and the deterministic stage (see the module docstring)."""
     digest = hashlib.sha256(json.dumps({"version": VERSION, "stage": stage}, sort_keys=True).encode())

@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from datamodules._cache import CacheSpec, DecodedCache, default_cache_dir, ensure_cache
+from datamodules._cache import CacheSpec, DecodedCache, cache_folder, ensure_cache
 from datamodules._resume import make_loader
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -161,7 +161,7 @@ class ImageFiles(Dataset):
         """Open (or build, decoding with ``workers`` processes) the decoded cache of these files and read from it."""
         if not isinstance(self.transform, Staged):
             raise ValueError(f"{name}: this transform has no deterministic stage to cache")
-        folder = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        folder = cache_folder(cache_dir)
         spec = CacheSpec(name, self.files, self.root, self.transform.stage, folder)
         self.cache = ensure_cache(spec, self.load_fixed, workers)
         return self.cache

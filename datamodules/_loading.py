@@ -6,7 +6,7 @@
 * file-backed datasets (decoding JPEGs, reading voxel files): one worker per CPU this rank may use, minus one
   for the training process itself, at most :data:`MAX_AUTO_WORKERS` — ``min(cpus // local_ranks - 1, 8)``;
   0 when a rank has fewer than 3 CPUs. Measured (``make bench-data``, 2 CPUs): one worker loads *slower* than
-  the main process alone (CelebA-like 64²: 938 vs 1,131 images/s; CycleGAN-like 256²: 152 vs 247) — the batches'
+  the main process alone (CelebA-like 64²: 885 vs 1,045 images/s; CycleGAN-like 256²: 135 vs 262) — the batches'
   trip through shared memory costs more than the decode it moves — so workers start paying at two, which
   need a core each besides the training process;
 * in-memory datasets (MNIST, the toy mixtures) and the decoded-cache path (``cache: true``): 0 — a batch is a

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from datamodules._cache import CacheSpec, DecodedCache, default_cache_dir, ensure_cache
+from datamodules._cache import CacheSpec, DecodedCache, cache_folder, ensure_cache
 from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, MAX_CONSECUTIVE_SKIPS, Staged, read_rgb, to_signed_unit
 from datamodules._loading import LoaderOptions, Workers
 from datamodules._pair_sampling import PairSampler
@@ -346,7 +346,7 @@ class TranslationDataModule(LoaderOptions, pl.LightningDataModule):
         """With ``cache``: both training domains from their decoded caches (built here on first use)."""
         if not self.cache:
             return
-        folder = Path(self.cache_dir).expanduser() if self.cache_dir is not None else default_cache_dir()
+        folder = cache_folder(self.cache_dir)
         for domain, source in zip("AB", self._split("train"), strict=True):
             if source.cache is None:
                 half = f"-half{source.half}" if source.half else ""
