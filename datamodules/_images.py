@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from datamodules._cache import CacheSpec, DecodedCache, cache_folder, ensure_cache
-from datamodules._resume import make_loader
+from datamodules._resume import batch_rng, make_loader
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError)  # PIL raises all of these
@@ -124,9 +124,10 @@ class ImageFiles(Dataset):
 
     def __getitems__(self, indices: list[int]) -> list[Any]:
         """A batch at once: cached images with an element-wise ``rest`` go through it as one stack."""
-        if self.cache is not None and isinstance(self.transform, Staged) and self.transform.batched:
-            return list(self.transform.rest(self.cache.rows(indices)))
-        return [self[i] for i in indices]
+        with batch_rng(indices):  # a seeded training batch draws its augmentations from its own seed
+            if self.cache is not None and isinstance(self.transform, Staged) and self.transform.batched:
+                return list(self.transform.rest(self.cache.rows(indices)))
+            return [self[i] for i in indices]
 
     def load_fixed(self, index: int) -> tuple[int, Tensor]:
         """(index of the file actually read, its ``fixed``-stage uint8 image), decoded from the files."""

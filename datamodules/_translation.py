@@ -5,15 +5,14 @@
   A index), or A and B shuffled independently, re-drawn every epoch from ``seed + epoch`` (identical on every DDP
   rank, so Lightning's distributed sampler wrapper shards one list); ``shuffle=False``: ``(i mod |A|, i mod |B|)``.
 * :class:`PairDataset` — ``dataset[(i, j)]`` → ``{"A": 3×H×W, "B": 3×H×W}`` float32 in [-1, 1]; the random
-  transform is drawn once for both images (``joint``) or separately per domain.
+  transform is drawn once for both images (``joint``) or per domain, in training from the batch's own seed.
 * :class:`DomainImages` — one domain as a dataset of C×H×W tensors with a ``paths`` list (``translate``, label checks).
 * :func:`translation_transform` — [resize to ``load_size``² → random crop ``image_size``] or resize to
   ``image_size``², then optional horizontal flip, then [-1, 1]; all on uint8 (``torchvision.transforms.v2``).
 * :class:`TranslationDataModule` — the base: prepare_data fetches the pix2pix / CycleGAN archive through
   :mod:`lightning_gans.download` (first reachable mirror, bounded timeouts) or raises one clear error.
 
-Decode errors: an image that fails to decode during training is replaced by the next pair (warned once per
-process, counted in ``.skipped``), as ``_images.ImageFiles`` does for single images.
+Decode errors: a training image that fails to decode is replaced by the next pair (warned once, ``.skipped``).
 """
 
 from __future__ import annotations
@@ -34,8 +33,9 @@ from torchvision.transforms import v2
 from datamodules._cache import CacheSpec, DecodedCache, cache_folder, ensure_cache
 from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, MAX_CONSECUTIVE_SKIPS, Staged, read_rgb, to_signed_unit
 from datamodules._loading import LoaderOptions, Workers
-from datamodules._pair_sampling import PairSampler
+from datamodules._pair_sampling import PairSampler, pair_loader
 from datamodules._paths import resolve_data_dir
+from datamodules._resume import batch_rng
 from lightning_gans.download import extract, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError
 
@@ -149,6 +149,10 @@ class PairDataset(Dataset):
             out_a, out_b = stage.rest(tv_tensors.Image(image_a)), stage.rest(tv_tensors.Image(image_b))
         return {"A": _plain(out_a), "B": _plain(out_b)}
 
+    def __getitems__(self, indices: list[tuple[int, int]]) -> list[dict[str, Tensor]]:
+        with batch_rng(indices):  # a seeded (training) batch draws its crops/flips from its own seed
+            return [self[index] for index in indices]
+
     def __getitem__(self, index: tuple[int, int]) -> dict[str, Tensor]:
         i, j = index
         for attempt in range(MAX_CONSECUTIVE_SKIPS):
@@ -193,12 +197,6 @@ class DomainImages(Dataset):
             raise RuntimeError(
                 f"unreadable image {self.source.files[index]} ({type(err).__name__}: {err}); re-extract the dataset"
             ) from None
-
-
-def pair_loader(
-    dataset: PairDataset, sampler: PairSampler, batch_size: int, drop_last: bool, options: dict
-) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **options)
 
 
 class TranslationDataModule(LoaderOptions, pl.LightningDataModule):
@@ -373,7 +371,7 @@ class TranslationDataModule(LoaderOptions, pl.LightningDataModule):
         length = self.train_length(len(a.files), len(b.files))
         sampler = PairSampler(len(a.files), len(b.files), length, self.paired, shuffle=True, seed=self.seed)
         dataset = PairDataset(a, b, self.train_transform, self.joint, self.root)
-        return pair_loader(dataset, sampler, self.batch_size, self.drop_last, self.loader_kwargs())
+        return pair_loader(dataset, sampler, self.batch_size, self.drop_last, self.loader_kwargs(), self)
 
     def val_dataloader(self) -> DataLoader:
         """The test split, fixed order, no augmentation; A_i with B_i up to the shorter domain."""

@@ -19,11 +19,11 @@ from urllib.parse import urlparse
 import lightning.pytorch as pl
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, RandomSampler, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 from datamodules._loading import LoaderOptions, Workers
 from datamodules._paths import resolve_data_dir
-from datamodules._resume import make_loader
+from datamodules._resume import ResumableOrder, ResumableRandomSampler, make_loader, resumable_loader
 from lightning_gans.download import PROBE_TIMEOUT_S, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError
 
@@ -262,8 +262,9 @@ def semi_supervised_split(
     return labelled, torch.nonzero(mask).flatten()
 
 
-class _DrawWithReplacement(Sampler[int]):
-    """``num_samples`` indices drawn uniformly with replacement from ``range(n)`` (the book's ``randint``).
+class _DrawWithReplacement(ResumableOrder, Sampler[int]):
+    """``num_samples`` indices drawn uniformly with replacement from ``range(n)`` (the book's ``randint``), from an
+    epoch seed drawn from the global RNG (recorded, so a resumed run replays the epoch: ``datamodules._resume``).
 
     Not a ``RandomSampler``: under DDP Lightning wraps a custom sampler (each rank takes a shard of the draws)
     instead of replacing it with a ``DistributedSampler`` that would drop the replacement and the length.
@@ -272,8 +273,13 @@ class _DrawWithReplacement(Sampler[int]):
     def __init__(self, n: int, num_samples: int) -> None:
         self.n, self.num_samples = n, num_samples
 
+    def next_seed(self) -> int:
+        return int(torch.empty((), dtype=torch.int64).random_().item())
+
     def __iter__(self) -> Iterator[int]:
-        return iter(torch.randint(0, self.n, (self.num_samples,)).tolist())
+        seed, skip = self.start_epoch()
+        draws = torch.randint(0, self.n, (self.num_samples,), generator=torch.Generator().manual_seed(seed))
+        return iter(draws[skip:].tolist())
 
     def __len__(self) -> int:
         return self.num_samples
@@ -327,12 +333,7 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
             )
 
     def _part_loader(self, dataset: TensorDataset, sampler: Sampler) -> DataLoader:
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            sampler=sampler,
-            **self.loader_kwargs(),
-        )
+        return resumable_loader(dataset, sampler, self.batch_size, False, self.loader_kwargs(), self)
 
     def train_dataloader(self) -> dict[str, DataLoader]:
         if self.labelled_indices is None:
@@ -341,7 +342,7 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
         labelled = TensorDataset(images[self.labelled_indices], labels[self.labelled_indices])
         unlabelled = TensorDataset(images[self.unlabelled_indices])
         if self.batches_per_epoch is None:
-            unlabelled_sampler: Sampler = RandomSampler(unlabelled)
+            unlabelled_sampler: Sampler = ResumableRandomSampler(unlabelled)
             draws = math.ceil(len(unlabelled) / self.batch_size) * self.batch_size
         else:
             draws = self.batches_per_epoch * self.batch_size

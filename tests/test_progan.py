@@ -156,7 +156,7 @@ def test_growth_schedule_values() -> None:
         assert got[0] == level and got[1] == pytest.approx(alpha), images
     assert images_to_reach(3, 100, 50) == 450 and growth_at(450, 3, 100, 50) == (3, 1.0)
     sizes = iter([2, 2, 3, 3, 3])
-    batches = list(iter(ScheduledBatchSampler(Permutation(10, shuffle=False), lambda: next(sizes))))
+    batches = list(iter(ScheduledBatchSampler(Permutation(10), lambda: next(sizes))))
     assert batches == [[0, 1], [2, 3], [4, 5, 6], [7, 8, 9]]  # the size is read at every batch
     with pytest.raises(ValueError, match="batch_sizes"):
         ProgressiveGrowing(images_per_phase=10, batch_sizes={6: 4})

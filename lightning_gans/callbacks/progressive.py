@@ -32,19 +32,18 @@ Real images come at full size and the model pools them to the current resolution
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_info
 from torch.utils.data import DataLoader, DistributedSampler, IterableDataset, RandomSampler, Sampler, SequentialSampler
 
+from datamodules._resume import ResumableBatchSampler, ResumableLoader, ResumableRandomSampler, trainer_batches_done
 from lightning_gans.networks.progan import level_resolution
 
 
@@ -66,39 +65,34 @@ def images_to_reach(level: int, images_per_phase: int, fade_in_images: int) -> i
 
 
 class Permutation(Sampler[int]):
-    """``range(n)``, shuffled by the global torch RNG at every pass when ``shuffle`` (a resumed run that restores the
-    RNG state draws the same order)."""
+    """``range(n)`` in order (an unshuffled loader; shuffled ones use a ``ResumableRandomSampler`` over it)."""
 
-    def __init__(self, n: int, shuffle: bool = True) -> None:
-        self.n, self.shuffle = n, shuffle
+    def __init__(self, n: int) -> None:
+        self.n = n
 
     def __iter__(self) -> Iterator[int]:
-        order = torch.randperm(self.n) if self.shuffle else torch.arange(self.n)
-        return iter(order.tolist())
+        return iter(range(self.n))
 
     def __len__(self) -> int:
         return self.n
 
 
-class ScheduledBatchSampler(Sampler[list[int]]):
+class ScheduledBatchSampler(ResumableBatchSampler):
     """Batches of ``batch_size()`` indices (read at every batch) drawn from ``sampler``: one pass per epoch.
 
-    ``BatchSampler``'s signature and attributes, ``(sampler, batch_size, drop_last)``. Under DDP :func:`rebatch`
-    gives it the rank's ``DistributedSampler`` (its own shard, padded to equal length, reshuffled by ``set_epoch``),
-    so every rank reads a disjoint shard at the current batch size and all ranks make the same number of batches.
+    ``BatchSampler``'s attributes, ``(sampler, batch_size, drop_last)``, with ``batch_size`` a callable. Under DDP
+    :func:`rebatch` gives it the rank's ``DistributedSampler`` (its own shard, padded to equal length, reshuffled
+    by ``set_epoch``), so every rank reads a disjoint shard at the current batch size and all ranks make the same
+    number of batches. One process: a ``ResumableRandomSampler``, so a run killed mid-fade resumes at the same
+    image of the epoch with the batch sizes it had already fetched (``datamodules._resume``).
     """
 
     def __init__(self, sampler: Sampler[int], batch_size: Callable[[], int], drop_last: bool = False) -> None:
-        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        super().__init__(sampler, 1, drop_last)
+        self.batch_size = batch_size  # type: ignore[assignment]
 
-    def __iter__(self) -> Iterator[list[int]]:
-        indices = iter(self.sampler)
-        while True:
-            size = self.batch_size()
-            batch = list(itertools.islice(indices, size))
-            if not batch or (self.drop_last and len(batch) < size):
-                return
-            yield batch
+    def next_size(self) -> int:
+        return self.batch_size()
 
     def __len__(self) -> int:
         size = self.batch_size()
@@ -111,14 +105,7 @@ class ScheduledBatchSampler(Sampler[list[int]]):
             self.sampler.set_epoch(epoch)
 
 
-class _ScheduledLoader(DataLoader):
-    """A ``DataLoader`` over a :class:`ScheduledBatchSampler` whose ``sampler`` attribute is that batch sampler's
-    index sampler (a plain one reports a default ``SequentialSampler``): Lightning sees the ``DistributedSampler``
-    in place and injects none."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        object.__setattr__(self, "sampler", self.batch_sampler.sampler)  # DataLoader refuses setattr after init
+_ScheduledLoader = ResumableLoader  # reports its batch sampler's index sampler as ``sampler`` (see ResumableLoader)
 
 
 def shard_sampler(loader: DataLoader, num_replicas: int, rank: int) -> Sampler[int]:
@@ -144,18 +131,29 @@ def shard_sampler(loader: DataLoader, num_replicas: int, rank: int) -> Sampler[i
     return DistributedSamplerWrapper(sampler, **kwargs)
 
 
-def rebatch(loader: DataLoader, batch_size: Callable[[], int], shard: dict[str, int] | None = None) -> DataLoader:
+def rebatch(
+    loader: DataLoader,
+    batch_size: Callable[[], int],
+    shard: dict[str, int] | None = None,
+    batches_done: Callable[[], int] | None = None,
+) -> DataLoader:
     """``loader``'s dataset and worker settings, in batches of ``batch_size()`` (read at every batch); with ``shard``
-    (``num_replicas`` and ``rank``, the trainer's ``distributed_sampler_kwargs``) only that rank's shard."""
+    (``num_replicas`` and ``rank``, the trainer's ``distributed_sampler_kwargs``) only that rank's shard;
+    ``batches_done``: the trainer's batches in this epoch, for an exact mid-epoch resume."""
     if not isinstance(loader, DataLoader) or isinstance(loader.dataset, IterableDataset):
         raise ValueError("ProgressiveGrowing.batch_sizes needs one DataLoader over a map-style dataset")
+    n = len(loader.dataset)
     if shard:
         order = shard_sampler(loader, **shard)
-    else:  # one process: a fresh torch.randperm per epoch (a resumed run that restores the RNG repeats it)
-        order = Permutation(len(loader.dataset), not isinstance(loader.sampler, SequentialSampler))
+    elif isinstance(loader.sampler, SequentialSampler):
+        order = Permutation(n)
+    else:  # one process: a fresh seeded permutation per epoch, recorded for a resume
+        order = ResumableRandomSampler(range(n))
+    drop_last = bool(getattr(loader.batch_sampler, "drop_last", getattr(loader, "drop_last", False)))
     return _ScheduledLoader(
         loader.dataset,
-        batch_sampler=ScheduledBatchSampler(order, batch_size, bool(getattr(loader, "drop_last", False))),
+        batch_sampler=ScheduledBatchSampler(order, batch_size, drop_last),
+        batches_done=batches_done,
         num_workers=loader.num_workers,
         collate_fn=loader.collate_fn,
         pin_memory=loader.pin_memory,
@@ -227,7 +225,7 @@ class ProgressiveGrowing(Callback):
 
         def train_dataloader() -> DataLoader:
             shard = trainer.distributed_sampler_kwargs if trainer.world_size > 1 else None
-            return rebatch(original(), self.current_batch_size, shard)
+            return rebatch(original(), self.current_batch_size, shard, trainer_batches_done(datamodule))
 
         train_dataloader._progressive = True  # type: ignore[attr-defined]
         datamodule.train_dataloader = train_dataloader

@@ -179,6 +179,15 @@ class CycleGAN(GANModule):
         self.pools = {"A": ImagePool(pool_size), "B": ImagePool(pool_size)}
         self._g_fakes: dict[str, torch.Tensor] | None = None
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["image_pools"] = {name: pool.state_dict() for name, pool in self.pools.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        for name, state in checkpoint.get("image_pools", {}).items():  # absent in checkpoints before the pools
+            self.pools[name].load_state_dict(state)
+
     def default_networks(self, image_size: int) -> dict[str, nn.Module]:
         """Paper defaults: ResNet-9 generators at 256² (ResNet-6 below), 70×70 PatchGAN discriminators."""
         blocks = 9 if image_size >= 256 else 6
