@@ -15,11 +15,11 @@ not yet trained on.
   between batches) so a resume skips the right number of images.
 * :class:`ResumableLoader`: a ``DataLoader`` with ``state_dict``/``load_state_dict`` (Lightning saves them in every
   checkpoint and restores them before the first batch: no "dataloader is not resumable" warning). The state holds
-  the epoch seed, the batches trained in this epoch (the trainer's ``batch_progress.current.processed`` at the
-  save), the images they held, and the sizes of batches already fetched but not trained on (prefetch). On resume
-  the loader replays only when the trainer is at the same batch of an unfinished epoch (a checkpoint written at
-  an epoch's end starts the next epoch with a fresh seed, as an uninterrupted run does), and leaves torch's
-  global RNG as the checkpoint restored it: the uninterrupted run drew the iterator's seeds before the save.
+  the epoch seed, the sizes of the batches trained in this epoch (as many as the trainer's
+  ``batch_progress.current.processed`` at the save) and of those already fetched but not trained on (prefetch).
+  On resume the loader replays only when the trainer is at the same batch of an unfinished epoch (a checkpoint
+  written at an epoch's end starts the next epoch with a fresh seed, as an uninterrupted run does), and leaves
+  torch's global RNG as the checkpoint restored it: the uninterrupted run drew the iterator's seeds before the save.
 
 Scope (decision): one process is bit-exact, with any number of workers for the order and the seeded
 augmentations. Under DDP Lightning replaces the sampler by a ``DistributedSampler`` (batches are then plain lists
@@ -75,7 +75,8 @@ class ResumableOrder:
     resume_from: tuple[int, int] | None = None
 
     def next_seed(self) -> int:
-        raise NotImplementedError
+        """The next epoch's seed: one int64 from torch's global RNG, as ``RandomSampler`` draws it."""
+        return int(torch.empty((), dtype=torch.int64).random_().item())
 
     def start_epoch(self) -> tuple[int, int]:
         """(seed, indices to skip) of the pass starting now; consumes ``resume_from``."""
@@ -89,9 +90,6 @@ class ResumableOrder:
 
 class ResumableRandomSampler(ResumableOrder, RandomSampler):
     """``RandomSampler`` that records each epoch's seed (``epoch_seed``) and can replay an epoch from an offset."""
-
-    def next_seed(self) -> int:
-        return int(torch.empty((), dtype=torch.int64).random_().item())
 
     def __iter__(self) -> Iterator[int]:
         seed, skip = self.start_epoch()
@@ -107,7 +105,6 @@ class ResumableBatchSampler(BatchSampler):
         super().__init__(sampler, batch_size, drop_last)
         self.sizes: list[int] = []
         self.resume_from: dict[str, Any] | None = None
-        self._pending: list[int] = []
 
     def next_size(self) -> int:
         return self.batch_size
@@ -115,15 +112,15 @@ class ResumableBatchSampler(BatchSampler):
     def __iter__(self) -> Iterator[list[int]]:  # a generator: runs at the first batch, as BatchSampler does
         resume, self.resume_from = self.resume_from, None
         order = self.sampler if isinstance(self.sampler, ResumableOrder) else None
-        number, self._pending = 0, []
+        self.sizes, pending = [], []
         if resume is not None and order is not None:
-            order.resume_from = (resume["epoch_seed"], resume["images"])
-            number, self._pending = resume["batches"], list(resume["pending"])
+            self.sizes, pending = list(resume["sizes"]), list(resume["pending"])
+            order.resume_from = (resume["epoch_seed"], sum(self.sizes))
         indices = iter(self.sampler)
         seed = order.epoch_seed if order is not None else None
-        self.sizes = list(resume["sizes"]) if resume is not None and order is not None else []
+        number = len(self.sizes)
         while True:
-            size = self._pending.pop(0) if self._pending else self.next_size()
+            size = pending.pop(0) if pending else self.next_size()
             batch = list(itertools.islice(indices, size))
             if not batch or (self.drop_last and len(batch) < size):
                 return
@@ -136,9 +133,7 @@ class ResumableBatchSampler(BatchSampler):
         seed = getattr(self.sampler, "epoch_seed", None)
         if seed is None or not 0 < done <= len(self.sizes):
             return {}
-        sizes = self.sizes[:done]
-        return {"epoch_seed": seed, "batches": done, "images": sum(sizes), "sizes": sizes,
-                "pending": self.sizes[done:]}  # fmt: skip
+        return {"epoch_seed": seed, "sizes": self.sizes[:done], "pending": self.sizes[done:]}
 
 
 def trainer_batches_done(datamodule: Any) -> Callable[[], int]:
@@ -182,7 +177,7 @@ class ResumableLoader(DataLoader):
     def __iter__(self) -> Any:
         state, self._pending_state = self._pending_state, None
         batches = self.batch_sampler
-        if state is None or not isinstance(batches, ResumableBatchSampler) or self._done() != state["batches"]:
+        if state is None or not isinstance(batches, ResumableBatchSampler) or self._done() != len(state["sizes"]):
             return super().__iter__()
         batches.resume_from = state
         rng = torch.get_rng_state()

@@ -273,9 +273,6 @@ class _DrawWithReplacement(ResumableOrder, Sampler[int]):
     def __init__(self, n: int, num_samples: int) -> None:
         self.n, self.num_samples = n, num_samples
 
-    def next_seed(self) -> int:
-        return int(torch.empty((), dtype=torch.int64).random_().item())
-
     def __iter__(self) -> Iterator[int]:
         seed, skip = self.start_epoch()
         draws = torch.randint(0, self.n, (self.num_samples,), generator=torch.Generator().manual_seed(seed))

@@ -105,9 +105,6 @@ class ScheduledBatchSampler(ResumableBatchSampler):
             self.sampler.set_epoch(epoch)
 
 
-_ScheduledLoader = ResumableLoader  # reports its batch sampler's index sampler as ``sampler`` (see ResumableLoader)
-
-
 def shard_sampler(loader: DataLoader, num_replicas: int, rank: int) -> Sampler[int]:
     """``loader``'s indices for ``rank`` of ``num_replicas``: its own ``DistributedSampler`` if it has one, else the
     one Lightning injects into a training loader (shuffled, seed ``PL_GLOBAL_SEED``; a custom sampler wrapped)."""
@@ -150,7 +147,7 @@ def rebatch(
     else:  # one process: a fresh seeded permutation per epoch, recorded for a resume
         order = ResumableRandomSampler(range(n))
     drop_last = bool(getattr(loader.batch_sampler, "drop_last", getattr(loader, "drop_last", False)))
-    return _ScheduledLoader(
+    return ResumableLoader(  # reports the index sampler as ``sampler``: Lightning injects no second one
         loader.dataset,
         batch_sampler=ScheduledBatchSampler(order, batch_size, drop_last),
         batches_done=batches_done,
