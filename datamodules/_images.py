@@ -19,7 +19,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -29,10 +29,12 @@ from torchvision.transforms import v2
 
 from datamodules._cache import CacheSpec, DecodedCache, cache_folder, ensure_cache
 from datamodules._resume import batch_rng, make_loader
+from lightning_gans.errors import DamagedDataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 DECODE_ERRORS = (OSError, UnidentifiedImageError, ValueError, SyntaxError)  # PIL raises all of these
 MAX_CONSECUTIVE_SKIPS = 16
+T = TypeVar("T")
 Transform = Callable[[Tensor], Tensor]
 
 
@@ -71,6 +73,32 @@ def resize_center_crop(image_size: int) -> Staged:
 
 def _identity(image: Tensor) -> Tensor:
     return image
+
+
+def first_readable(
+    read: Callable[[int], T], name: Callable[[int], str], skipped: list[str] | None, where: str | Path
+) -> tuple[int, T]:
+    """(k, ``read(k)``) for the first attempt k = 0, 1, … that decodes: the caller maps k to the file(s) after the
+    requested one. Each failure's ``name(k)`` goes into ``skipped`` (the first one warned); ``skipped`` None keeps
+    quiet. ``MAX_CONSECUTIVE_SKIPS`` failures in a row raise :class:`DamagedDataError` (damaged data, not bad luck).
+    """
+    for attempt in range(MAX_CONSECUTIVE_SKIPS):
+        try:
+            return attempt, read(attempt)
+        except DECODE_ERRORS as err:
+            if skipped is None:
+                continue
+            if not skipped:
+                warnings.warn(
+                    f"unreadable image {name(attempt)} ({type(err).__name__}: {err}): skipped, the next image "
+                    "takes its place in the batch (further skips are counted in .skipped, not warned)",
+                    stacklevel=3,
+                )
+            skipped.append(name(attempt))
+    raise DamagedDataError(
+        f"{MAX_CONSECUTIVE_SKIPS} consecutive unreadable images from {name(0)} on in {where}: the data are damaged; "
+        "re-extract or re-download them"
+    )
 
 
 def describe_files(names: Sequence[str], first: int = 5) -> str:
@@ -131,23 +159,12 @@ class ImageFiles(Dataset):
 
     def load_fixed(self, index: int) -> tuple[int, Tensor]:
         """(index of the file actually read, its ``fixed``-stage uint8 image), decoded from the files."""
-        fixed = self._stages()[0]
-        for attempt in range(MAX_CONSECUTIVE_SKIPS):
-            i = (index + attempt) % len(self.files)
-            try:
-                return i, fixed(read_rgb(self.files[i]))
-            except DECODE_ERRORS as err:
-                if not self.skipped:
-                    warnings.warn(
-                        f"unreadable image {self._name(i)} ({type(err).__name__}: {err}): skipped, the next image "
-                        "takes its place in the batch (further skips are counted in .skipped, not warned)",
-                        stacklevel=2,
-                    )
-                self.skipped.append(self._name(i))
-        raise RuntimeError(
-            f"{MAX_CONSECUTIVE_SKIPS} consecutive unreadable images from {self._name(index)} on in {self.root}: "
-            "the data are damaged; re-extract or re-download them"
-        )
+        fixed, n = self._stages()[0], len(self.files)
+        attempt, image = first_readable(
+            lambda k: fixed(read_rgb(self.files[(index + k) % n])), lambda k: self._name((index + k) % n),
+            self.skipped, self.root,
+        )  # fmt: skip
+        return (index + attempt) % n, image
 
     def load(self, index: int) -> tuple[int, Tensor]:
         """(index of the file actually read, its image): a replacement keeps its own index, so labelled subclasses

@@ -18,7 +18,6 @@ Decode errors: a training image that fails to decode is replaced by the next pai
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -31,13 +30,13 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from datamodules._cache import CacheSpec, DecodedCache, cache_folder, ensure_cache
-from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, MAX_CONSECUTIVE_SKIPS, Staged, read_rgb, to_signed_unit
+from datamodules._images import DECODE_ERRORS, IMAGE_EXTENSIONS, Staged, first_readable, read_rgb, to_signed_unit
 from datamodules._loading import LoaderOptions, Workers
 from datamodules._pair_sampling import PairSampler, pair_loader
 from datamodules._paths import resolve_data_dir
 from datamodules._resume import batch_rng
 from lightning_gans.download import extract, fetch, first_reachable
-from lightning_gans.errors import DatasetNotFoundError, DownloadError
+from lightning_gans.errors import DamagedDataError, DatasetNotFoundError, DownloadError
 
 INTERPOLATIONS = {
     "bicubic": v2.InterpolationMode.BICUBIC,  # the CycleGAN/pix2pix authors' PyTorch code
@@ -85,13 +84,14 @@ class DomainSource:
 
     def load_fixed(self, index: int, stage: Staged) -> tuple[int, Tensor]:
         """(index read, fixed-stage image) decoded from the files, the next readable file replacing a broken one."""
-        for attempt in range(MAX_CONSECUTIVE_SKIPS):
-            i = (index + attempt) % len(self.files)
-            try:
-                return i, stage.fixed(self.read(i))
-            except DECODE_ERRORS:
-                continue
-        raise RuntimeError(f"{MAX_CONSECUTIVE_SKIPS} consecutive unreadable images from {self.files[index]} on")
+        n = len(self.files)
+        attempt, image = first_readable(
+            lambda k: stage.fixed(self.read((index + k) % n)),
+            lambda k: str(self.files[(index + k) % n]),
+            None,
+            self.files[index].parent,
+        )
+        return (index + attempt) % n, image
 
 
 def translation_transform(
@@ -155,23 +155,12 @@ class PairDataset(Dataset):
 
     def __getitem__(self, index: tuple[int, int]) -> dict[str, Tensor]:
         i, j = index
-        for attempt in range(MAX_CONSECUTIVE_SKIPS):
-            ii, jj = (i + attempt) % len(self.a.files), (j + attempt) % len(self.b.files)
-            try:
-                return self._load(ii, jj)
-            except DECODE_ERRORS as err:
-                names = f"{self.a.files[ii].name} / {self.b.files[jj].name}"
-                if not self.skipped:
-                    warnings.warn(
-                        f"unreadable image in {names} ({type(err).__name__}: {err}): the next pair takes its "
-                        "place in the batch (further skips are counted in .skipped, not warned)",
-                        stacklevel=2,
-                    )
-                self.skipped.append(names)
-        raise RuntimeError(
-            f"{MAX_CONSECUTIVE_SKIPS} consecutive unreadable image pairs from {self.a.files[i].name} on in "
-            f"{self.root}: the data are damaged; re-extract or re-download them"
-        )
+        n_a, n_b = len(self.a.files), len(self.b.files)
+        return first_readable(
+            lambda k: self._load((i + k) % n_a, (j + k) % n_b),
+            lambda k: f"{self.a.files[(i + k) % n_a].name} / {self.b.files[(j + k) % n_b].name}", self.skipped,
+            self.root,
+        )[1]  # fmt: skip
 
 
 class DomainImages(Dataset):
@@ -194,7 +183,7 @@ class DomainImages(Dataset):
         try:
             return _plain(self.transform(tv_tensors.Image(self.source.read(index))))
         except DECODE_ERRORS as err:
-            raise RuntimeError(
+            raise DamagedDataError(
                 f"unreadable image {self.source.files[index]} ({type(err).__name__}: {err}); re-extract the dataset"
             ) from None
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from datamodules._images import read_rgb
+from datamodules._images import first_readable, read_rgb
 from datamodules._loading import Workers
 from datamodules._pair_sampling import images_per_epoch
 from datamodules._translation import DomainSource, TranslationDataModule, list_images
@@ -93,10 +93,15 @@ class PairedDataModule(TranslationDataModule):
         if split not in SPLITS:
             raise ValueError(f"split must be 'train' or 'val' (or 'test' = 'val'), got {split!r}")
         files = list_images(self.root / split)
-        height, width = read_rgb(files[0]).shape[-2:]
+        first, (height, width) = first_readable(
+            lambda k: read_rgb(files[k % len(files)]).shape[-2:],
+            lambda k: str(files[k % len(files)]),
+            None,
+            self.root / split,
+        )  # the layout is read from the first file that decodes (a damaged one is skipped in training too)
         if width < 2 * height * 0.9 or width % 2:
             raise DatasetNotFoundError(
-                f"{files[0]} is {width}×{height}: not a side-by-side A|B image (expected width = 2 × height, e.g. "
+                f"{files[first]} is {width}×{height}: not a side-by-side A|B image (expected width = 2 × height, e.g. "
                 "the pix2pix 512×256). A folder of separate domain images needs UnpairedDataModule "
                 "(trainA/trainB/testA/testB)."
             )

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules._images import RealImages, image_loader
 from datamodules._loading import LoaderOptions, Workers
-from datamodules._paths import resolve_data_dir
+from datamodules._paths import mat_read_errors, resolve_data_dir
 from lightning_gans.download import PROBE_TIMEOUT_S, extract, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError, VoxelFormatError  # VoxelFormatError: old path
 
@@ -78,7 +78,10 @@ def read_binvox(path: str | Path) -> np.ndarray:
             break
     if "#binvox" not in header or "dim" not in header or "data" not in header:
         raise VoxelFormatError(f"{path}: not a binvox file (expected '#binvox 1', 'dim d h w', … 'data' lines)")
-    dims = tuple(int(v) for v in header["dim"])
+    try:
+        dims = tuple(int(v) for v in header["dim"])
+    except ValueError:
+        raise VoxelFormatError(f"{path}: binvox header 'dim {' '.join(header['dim'])}' is not three integers") from None
     pairs = np.frombuffer(data, dtype=np.uint8, offset=offset)
     if len(dims) != 3 or len(pairs) % 2:
         raise VoxelFormatError(f"{path}: bad binvox header dims {dims} or odd run-length data")
@@ -95,8 +98,10 @@ def read_mat_instance(path: str | Path) -> np.ndarray:
 
     try:
         content = loadmat(str(path))
-    except (ValueError, OSError, TypeError) as err:
-        raise VoxelFormatError(f"{path}: not a readable .mat file ({err})") from None
+    except mat_read_errors() as err:
+        raise VoxelFormatError(
+            f"{path}: not a readable .mat file ({type(err).__name__}: {err}); re-extract it from 3DShapeNetsCode.zip"
+        ) from None
     if "instance" not in content or np.ndim(content["instance"]) != 3:
         raise VoxelFormatError(f"{path}: no 3-D 'instance' array (3D ShapeNets volumetric_data files have one)")
     return np.asarray(content["instance"]) > 0

@@ -44,7 +44,7 @@ from torchvision.transforms import v2
 
 from datamodules._images import ImageFiles, RealImages, image_loader, to_signed_unit
 from datamodules._loading import LoaderOptions, Workers
-from datamodules._paths import resolve_data_dir
+from datamodules._paths import mat_read_errors, resolve_data_dir
 from lightning_gans.download import PROBE_TIMEOUT_S, extract, fetch, first_reachable
 from lightning_gans.errors import DatasetNotFoundError, DownloadError
 
@@ -77,7 +77,7 @@ def read_metadata(mat_path: Path, name: str) -> dict[str, np.ndarray]:
         struct = loadmat(mat_path)[name][0, 0]
         paths = np.array([str(entry[0]) for entry in struct["full_path"][0]])
         fields = {k: np.asarray(struct[k][0], dtype=np.float64) for k in ("dob", "photo_taken", "face_score")}
-    except (KeyError, IndexError, ValueError, TypeError) as err:
+    except mat_read_errors() as err:
         raise DatasetNotFoundError(
             f"{mat_path} is not the IMDB-WIKI metadata file (expected a struct '{name}' with 1×N fields full_path, "
             f"dob, photo_taken, face_score; {type(err).__name__}: {err}): re-extract {name}_crop.tar"

@@ -53,7 +53,7 @@ from lightning_gans.errors import (
 )
 from lightning_gans.models.base import GANModule
 from lightning_gans.strategies import GANDDPStrategy, gan_strategy_for
-from lightning_gans.user_errors import OneLineParser, debug_enabled, instantiation_error, wandb_api_key
+from lightning_gans.user_errors import OneLineParser, fail, instantiation_error, wandb_api_key
 
 RUN_DIR_ENV = "LIGHTNING_GANS_RUN_DIR"
 REJECTED_TRAINER_OPTIONS = {
@@ -387,10 +387,7 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 _finish_wandb()
     except (LightningGANsError, FileNotFoundError) as err:
-        if debug_enabled():
-            raise
-        print(f"lightning-gans: error: {err}", file=sys.stderr)
-        sys.exit(getattr(err, "exit_code", 1))
+        fail("lightning-gans", err)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ __all__ = [
     "CheckpointError",
     "CompareError",
     "ConfigError",
+    "DamagedDataError",
     "DatasetNotFoundError",
     "DownloadError",
     "ExtractorChecksumError",
@@ -97,6 +98,11 @@ class VGGWeightsError(LightningGANsError, FileNotFoundError):
 
 class FaceRecognitionWeightsError(LightningGANsError, FileNotFoundError):
     """The face-recognition network's weights are missing; the message says which file to put where."""
+
+
+class DamagedDataError(LightningGANsError, ValueError):
+    """Data files that exist but cannot be read (truncated, corrupt, not the promised format); the message names
+    the file and says how to replace it."""
 
 
 class VoxelFormatError(LightningGANsError, ValueError):

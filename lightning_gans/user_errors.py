@@ -60,6 +60,26 @@ def condense(message: str) -> str:
     return f"{where}{f' ({cls})' if cls else ''}: {detail}"
 
 
+def error_line(err: BaseException) -> str:
+    """The message of ``err`` to print. An error re-raised by a DataLoader worker carries "Caught X in DataLoader
+    worker process N." and the worker's traceback: only the worker's own message (its last line) is kept."""
+    text = str(err)
+    if "\nOriginal Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    name, sep, message = last.partition(": ")
+    return message if sep and name.rsplit(".", 1)[-1] == type(err).__name__ else last
+
+
+def fail(prog: str, err: BaseException, code: int | None = None) -> NoReturn:
+    """``prog: error: <one line>`` on stderr and exit ``code`` (default the error's ``exit_code``, else 1); under
+    ``LIGHTNING_GANS_DEBUG`` re-raise ``err`` instead, with its traceback. Every subcommand ends its errors here."""
+    if debug_enabled():
+        raise err
+    print(f"{prog}: error: {error_line(err)}", file=sys.stderr)
+    sys.exit(code if code is not None else getattr(err, "exit_code", 1))
+
+
 def root_cause(err: BaseException) -> BaseException:
     """The first exception of ``err``'s ``__cause__`` chain (what a class's ``__init__`` raised)."""
     while err.__cause__ is not None:

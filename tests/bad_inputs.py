@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from data_factories import write_mnist_idx
+from data_factories import write_binvox, write_mnist_idx, write_pix2pix, write_voxel_shapes, write_wiki_crop
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,6 +51,48 @@ def _damage_idx(how: str) -> Callable[[Path], list[str]]:
     return build
 
 
+def _voxels(kind: str, workers: int) -> Callable[[Path], list[str]]:
+    """3D-GAN on damaged voxel files: every training ``.mat`` truncated (``kind="mat"``), or ``.binvox`` files
+    whose ``dim`` line is not numbers; ``workers`` loader processes (a worker's error must stay one line too)."""
+
+    def build(ws: Path) -> list[str]:
+        folder = ws / "data" / f"voxels-{kind}"
+        if kind == "mat":
+            write_voxel_shapes(folder, train=4, test=2, categories=["airplane"])
+            for path in (folder / "volumetric_data" / "airplane" / "30" / "train").glob("*.mat"):
+                path.write_bytes(path.read_bytes()[:150])
+        else:
+            cube = np.zeros((32, 32, 32), dtype=bool)
+            cube[8:24, 8:24, 8:24] = True
+            for i in range(12):
+                path = write_binvox(folder / "02691156" / f"m{i}" / "model.binvox", cube)
+                path.write_bytes(path.read_bytes().replace(b"dim 32 32 32", b"dim 32 x 32"))
+        config = ws / f"gan3d_{kind}.yaml"
+        config.write_text(
+            f"defaults: [{EXP / 'gan3d_shapes32.yaml'}]\n"
+            f"data: {{init_args: {{folder: {folder}, batch_size: 2, num_workers: {workers}, format: {kind}}}}}\n"
+            "trainer: {callbacks: {voxel_quality: {init_args: {num_samples: 2, at_start: false}}}}\n"
+        )
+        return ["fit", "--config", str(config), "--trainer.max_steps=1"]
+
+    return build
+
+
+def _wiki_truncated(ws: Path) -> list[str]:
+    write_wiki_crop(ws / "data")
+    mat = ws / "data" / "wiki_crop" / "wiki.mat"
+    mat.write_bytes(mat.read_bytes()[:300])
+    return _fit("age_cgan_wiki.yaml", "--data.download=false")(ws)
+
+
+def _pix2pix_damaged(ws: Path) -> list[str]:
+    """edges2handbags whose side-by-side JPGs are all cut short: the first is probed for the A|B layout."""
+    write_pix2pix(ws / "data" / "edges2handbags", n_train=4, n_val=2)
+    for path in (ws / "data" / "edges2handbags").rglob("*.jpg"):
+        path.write_bytes(path.read_bytes()[:200])
+    return _fit("discogan_edges2handbags.yaml", "--data.batch_size=2", "--data.num_workers=0")(ws)
+
+
 def _with_ckpt(command: str, name: str, *extra: str) -> Callable[[Path], list[str]]:
     return lambda ws: [command, "--ckpt", str(ws / name), *[e.format(ws=ws) for e in extra]]
 
@@ -81,6 +123,11 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ),
     ("data: truncated MNIST IDX", _damage_idx("truncate"), "is truncated or damaged"),
     ("data: wrong IDX magic", _damage_idx("magic"), "is not an MNIST IDX image file"),
+    ("data: truncated 3D ShapeNets .mat", _voxels("mat", workers=0), "not a readable .mat file"),
+    ("data: truncated .mat, in a loader worker", _voxels("mat", workers=1), "not a readable .mat file"),
+    ("data: binvox dim not numbers", _voxels("binvox", workers=0), "'dim 32 x 32' is not three integers"),
+    ("data: truncated wiki.mat", _wiki_truncated, "wiki.mat is not the IMDB-WIKI metadata file"),
+    ("data: side-by-side JPGs all damaged", _pix2pix_damaged, "consecutive unreadable images"),
     ("sample: random bytes", _with_ckpt("sample", "random.ckpt", "--out", "{ws}/s"), "is not a checkpoint"),
     ("sample: text file", _with_ckpt("sample", "notes.ckpt", "--out", "{ws}/s"), "notes.ckpt is not a checkpoint"),
     ("sample: truncated", _with_ckpt("sample", "truncated.ckpt", "--out", "{ws}/s"), "truncated.ckpt is not a"),

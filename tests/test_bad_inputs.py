@@ -48,3 +48,30 @@ def test_debug_switch_shows_the_traceback(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("LIGHTNING_GANS_DATA", str(ws / "data"))
     with pytest.raises(CheckpointError, match="is not a checkpoint"):  # raised, not condensed into a line
         cli_main(["fit", "--config", "experiments/dcgan_mnist.yaml", f"--ckpt_path={ws / 'random.ckpt'}"])
+
+
+@pytest.mark.parametrize("command", ["sample", "eval", "interpolate"])
+def test_debug_switch_shows_the_traceback_of_subcommands(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path)
+    monkeypatch.setenv("LIGHTNING_GANS_DEBUG", "1")
+    from lightning_gans.errors import CheckpointError
+
+    out = ["--out", str(ws / "o")] if command != "eval" else []
+    with pytest.raises(CheckpointError, match="random.ckpt is not a checkpoint"):
+        cli_main([command, "--ckpt", str(ws / "random.ckpt"), *out])
+
+
+def test_a_loader_workers_error_is_its_own_message() -> None:
+    """What torch's ExceptionWrapper.reraise builds from an error raised in a worker, reduced to the worker's line."""
+    from lightning_gans.errors import VoxelFormatError
+    from lightning_gans.user_errors import error_line
+
+    wrapped = VoxelFormatError(
+        "Caught VoxelFormatError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n    raise VoxelFormatError(m)\n'
+        "lightning_gans.errors.VoxelFormatError: a.mat: not a readable .mat file\n"
+    )
+    assert error_line(wrapped) == "a.mat: not a readable .mat file"
+    assert error_line(VoxelFormatError("plain: message")) == "plain: message"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.age import (
     write_age_grid,
 )
@@ -32,5 +33,5 @@ def main(argv: list[str]) -> None:
     try:
         png = write_age_grid(args.ckpt, args.input, args.out, args.latent_steps, args.source_age, args.interpolation)
     except ValueError as err:
-        parser.error(str(err))
+        fail(parser.prog, err, 2)
     print(f"wrote {png} ({len(args.input)} face(s) × 6 ages: 0-18, 19-29, 30-39, 40-49, 50-59, 60+)")

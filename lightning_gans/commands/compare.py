@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from lightning_gans.errors import CompareError  # noqa: F401 - re-exported (old import path)
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.compare import (
     LABELS,
     compare,
@@ -27,7 +27,6 @@ def main(argv: list[str]) -> None:
     try:
         markdown, md_path, png_path = compare(paths, args.metric, args.out, args.wandb_project, args.log_y)
     except CompareError as err:
-        print(f"lightning-gans compare: error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+        fail("lightning-gans compare", err, 1)
     print(markdown)
     print(f"wrote {md_path} and {png_path}")

@@ -11,6 +11,7 @@ from lightning_gans.evaluation import (
     EvalSettings,
     check_metrics,
 )
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.evaluate import (
     evaluate_checkpoint,
     markdown_table,
@@ -69,7 +70,7 @@ def main(argv: list[str]) -> None:
             args.repeats,
         )
     except (ValueError, json.JSONDecodeError) as err:
-        parser.error(str(err))
+        fail(parser.prog, err, 2)
     try:
         values, protocol, result = evaluate_checkpoint(
             args.ckpt,
@@ -88,7 +89,7 @@ def main(argv: list[str]) -> None:
     except ReferenceStatsError:
         raise  # printed as one line by the CLI
     except ValueError as err:  # n too large, IS without logits, unknown extractor, foreign checkpoint
-        parser.error(str(err))
+        fail(parser.prog, err, 2)
     print(markdown_table(values, dict(protocol)))
     if "intra_fid_per_class" in result.details:
         per_class = ", ".join(f"{c}: {v:.4g}" for c, v in enumerate(result.details["intra_fid_per_class"]))

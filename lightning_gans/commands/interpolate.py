@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.interpolation import (
     write_interpolation,
 )
@@ -28,5 +29,5 @@ def main(argv: list[str]) -> None:
             args.ckpt, args.steps, args.out, rows=args.rows, mode=args.mode, seed=args.seed, use_ema=not args.no_ema
         )
     except ValueError as err:
-        parser.error(str(err))
+        fail(parser.prog, err, 2)
     print(f"wrote {png} and {gif}")

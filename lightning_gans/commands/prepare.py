@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from datamodules._images import describe_files
 from lightning_gans.errors import LightningGANsError, MissingPackageError
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.data import build_decoded_cache
 from lightning_gans.workflows.prepare import (
     crop_anime_faces,
@@ -47,15 +47,13 @@ def main(argv: list[str]) -> None:
         try:
             counts = split_pix2pix(args.src, args.dst)
         except FileNotFoundError as err:
-            print(f"lightning-gans prepare: error: {err}", file=sys.stderr)
-            sys.exit(1)
+            fail("lightning-gans prepare", err, 1)
         print(f"wrote {', '.join(f'{n} {k}' for k, n in counts.items())} to {args.dst}")
         return
     try:
         report = crop_anime_faces(args.src, args.dst, size=args.size)
     except (MissingPackageError, FileNotFoundError) as err:
-        print(f"lightning-gans prepare: error: {err}", file=sys.stderr)
-        sys.exit(1)
+        fail("lightning-gans prepare", err, 1)
     print(f"wrote {report['saved']} face crops ({args.size}×{args.size} PNG) to {args.dst}")
     for key, what in (("no_face", "no face detected"), ("unreadable", "unreadable")):
         if report[key]:
@@ -66,8 +64,7 @@ def _cache(args: argparse.Namespace) -> None:
     try:
         rows = build_decoded_cache(args.config, args.data_dir, args.cache_dir)
     except (LightningGANsError, ValueError, OSError) as err:
-        print(f"lightning-gans prepare cache: error: {err}", file=sys.stderr)
-        sys.exit(getattr(err, "exit_code", 1))
+        fail("lightning-gans prepare cache", err)
     for row in rows:
         print(
             f"decoded cache {row['folder']}: {row['images']} images of {'×'.join(map(str, row['shape']))} uint8, "

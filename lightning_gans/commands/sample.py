@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.sampling import write_samples
 
 
@@ -31,5 +32,5 @@ def main(argv: list[str]) -> None:
     try:
         npz, png = write_samples(args.ckpt, args.n, args.out, seed=args.seed, use_ema=not args.no_ema, labels=labels)
     except ValueError as err:  # labels out of range, or labels for an unconditional model
-        parser.error(str(err))
+        fail(parser.prog, err, 2)
     print(f"wrote {npz} and {png}")

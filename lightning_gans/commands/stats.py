@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from lightning_gans.errors import ConfigError, LightningGANsError
 from lightning_gans.evaluation import METRICS, check_metrics
 from lightning_gans.metrics.extractors import file_sha256
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.stats import StatsSource, compute_file, list_files, markdown_rows, verify
 
 
@@ -85,5 +85,4 @@ def main(argv: list[str]) -> None:
         else:
             print(markdown_rows(list_files(args.paths)))
     except (LightningGANsError, ValueError, FileNotFoundError) as err:
-        print(f"lightning-gans stats: error: {err}", file=sys.stderr)
-        raise SystemExit(getattr(err, "exit_code", 1)) from None
+        fail("lightning-gans stats", err)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from datamodules._images import describe_files
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.translate import (
     DIRECTIONS,
     FORMATS,
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> None:
             args.image_size, args.format, args.device,
         )  # fmt: skip
     except ValueError as err:
-        parser.error(str(err))
+        fail(parser.prog, err, 2)
     extra = f" (input|output pairs in {args.out / 'side_by_side'})" if args.side_by_side else ""
     print(f"translated {len(report['written'])} images {args.direction} into {args.out}{extra}")
     if report["unreadable"]:

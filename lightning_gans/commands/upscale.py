@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from datamodules._images import describe_files
+from lightning_gans.user_errors import fail
 from lightning_gans.workflows.upscale import (
     upscale_images,
 )
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> None:
     try:
         written, unreadable = upscale_images(args.ckpt, args.input, args.out, args.bicubic, not args.no_ema)
     except ValueError as err:
-        parser.error(str(err))
+        fail(parser.prog, err, 2)
     print(f"wrote {len(written)} image{'s' if len(written) != 1 else ''} to {args.out}")
     if unreadable:
         print(f"skipped {describe_files(unreadable)}: not readable as images")
