@@ -40,7 +40,7 @@ from lightning.pytorch.strategies import ParallelStrategy, Strategy
 from lightning.pytorch.utilities import rank_zero_info
 
 from lightning_gans import config_files, user_errors
-from lightning_gans.callbacks import MetricsJsonl, Preemption, RunCheckpoint
+from lightning_gans.callbacks import FitSummary, MetricsJsonl, Preemption, RunCheckpoint
 from lightning_gans.callbacks.checkpoint import AtomicCheckpointIO
 from lightning_gans.callbacks.preemption import slurm_job_id
 from lightning_gans.checkpoints import model_class_path, read_checkpoint
@@ -232,7 +232,7 @@ class GANLightningCLI(LightningCLI):
                 raise ConfigError(f"--checkpoint_every_n_steps must be >= 1 (or unset), got {every}")
             extra.append(RunCheckpoint(save_last=True, save_top_k=0, enable_version_counter=False,
                                        every_n_train_steps=every))  # fmt: skip
-        extra.append(MetricsJsonl())
+        extra += [MetricsJsonl(), FitSummary()]  # FitSummary: the end-of-fit report (callbacks/summary.py)
         if not any(isinstance(c, Preemption) for c in callbacks):
             extra.append(Preemption())
         rank_zero_info(f"lightning-gans: run directory {run_dir}")

@@ -6,8 +6,17 @@ from lightning_gans.callbacks.ddp_check import ParameterSyncCheck
 from lightning_gans.callbacks.metrics_log import MetricsJsonl
 from lightning_gans.callbacks.preemption import Preemption
 from lightning_gans.callbacks.samples import SampleGridCallback
+from lightning_gans.callbacks.summary import FitSummary
 
-__all__ = ["MetricsJsonl", "ParameterSyncCheck", "Preemption", "RunCheckpoint", "SampleGridCallback", "TrainingBudget"]
+__all__ = [
+    "FitSummary",
+    "MetricsJsonl",
+    "ParameterSyncCheck",
+    "Preemption",
+    "RunCheckpoint",
+    "SampleGridCallback",
+    "TrainingBudget",
+]
 from lightning_gans.callbacks.toy import ToyMetricsCallback  # noqa: E402
 
 __all__ += ["ToyMetricsCallback"]
