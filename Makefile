@@ -5,14 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
-EXP ?= toy_grid
+EXP ?= toy_grid25_default
 ARGS ?=
 DATA_DIR ?= ./data
 export LIGHTNING_GANS_DATA := $(DATA_DIR)
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality bench-ddp bench-precision gpu-check compare extractor lint format clean
+.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality bench-seeds bench-ddp bench-precision gpu-check compare extractor lint format clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP) ## create .venv and install the package (automatic for the other targets)
 
 # MNIST experiments score FID/IS with lenet-mnist: train it once (≈1 CPU minute) when it is not cached yet.
-train: $(STAMP) ## train EXP (default toy_grid): make train EXP=dcgan_mnist DATA_DIR=… ARGS="…"
+train: $(STAMP) ## train EXP (default toy_grid25_default): make train EXP=dcgan_mnist DATA_DIR=… ARGS="…"
 	@case "$(EXP)" in *mnist*) $(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" \
 		2>/dev/null || $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR);; esac
 	$(VENV)/bin/lightning-gans fit --config experiments/$(EXP).yaml $(ARGS)
@@ -54,6 +54,9 @@ bench-quality: $(STAMP) ## book vs recommended MNIST recipes, 15 CPU-min each: F
 	@$(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" 2>/dev/null \
 		|| $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
 	$(PY) benchmarks/bench_quality.py --data_dir $(DATA_DIR) $(ARGS)
+
+bench-seeds: $(STAMP) ## one MNIST recipe over seeds 0,1,2: FID and the smallest class share every 250 steps (EXP)
+	$(PY) benchmarks/bench_seeds.py --data_dir $(DATA_DIR) --experiment $(if $(filter $(origin EXP),command line),$(EXP),dcgan_mnist_recommended) $(ARGS)
 
 bench-fid: $(STAMP) ## one FID evaluation (N=10k): our callback core vs torchmetrics directly, and the cache
 	$(PY) benchmarks/bench_fid.py $(ARGS)

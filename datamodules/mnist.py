@@ -282,9 +282,32 @@ class _DrawWithReplacement(ResumableOrder, Sampler[int]):
         return self.num_samples
 
 
+def validation_split(unlabelled: Tensor, fraction: float, n_train: int, seed: int) -> tuple[Tensor, Tensor]:
+    """(validation indices, remaining unlabelled indices): ``round(fraction · n_train)`` images drawn from the
+    unlabelled pool with a ``torch.Generator`` seeded by ``seed + 1`` (independent of the labelled draw), both
+    sorted. ``fraction`` 0: no validation images."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {fraction}")
+    count = round(fraction * n_train)
+    if fraction > 0 and not 0 < count < len(unlabelled):
+        raise ValueError(
+            f"validation_fraction={fraction} gives {count} validation images of {len(unlabelled)} unlabelled ones: "
+            "it must leave at least one image in each part"
+        )
+    order = torch.randperm(len(unlabelled), generator=torch.Generator().manual_seed(seed + 1))
+    return unlabelled[order[:count]].sort().values, unlabelled[order[count:]].sort().values
+
+
 class SemiSupervisedMNISTDataModule(MNISTDataModule):
     """MNIST for semi-supervised learning (*GANs in Action* ch. 7): ``num_labelled`` labelled training images,
-    the rest without labels; validation and test on all 10,000 test images (``(images, labels)`` batches).
+    the rest without labels; validation on a split carved from the unlabelled pool, test on all 10,000 test images
+    (``(images, labels)`` batches).
+
+    **Validation split.** ``validation_fraction`` f > 0 takes ``round(f · 60,000)`` images out of the unlabelled
+    pool (seeded by ``split_seed``; f = 1/12: 5,000 images, the classic 55k/5k MNIST split). Their labels are used
+    by validation only — model selection (``best.ckpt`` by ``val_accuracy``) and early stopping — never in
+    training; the test images are used only by ``test`` and the end-of-fit test report. f = 0 validates on the
+    test images (the book's loop, which reports test accuracy as it trains): not for selection.
 
     Training batches are dicts ``{"labelled": [x, y], "unlabelled": [x]}`` (the unlabelled part carries no labels).
     ``batches_per_epoch=None``: an epoch is one shuffled pass over the unlabelled pool; an integer k: an epoch is k
@@ -299,6 +322,7 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
         num_labelled: int = 100,
         selection: str = "first",
         split_seed: int = 0,
+        validation_fraction: float = 0.0,
         batches_per_epoch: int | None = None,
         num_workers: Workers = "auto",
         download: bool = True,
@@ -316,7 +340,11 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
             raise ValueError(f"selection must be 'first' or 'balanced', got {selection!r}")
         if num_labelled < 1 or batch_size < 1 or (batches_per_epoch is not None and batches_per_epoch < 1):
             raise ValueError("num_labelled, batch_size and batches_per_epoch must be >= 1")
+        if not 0.0 <= validation_fraction < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
         self.num_labelled, self.selection, self.split_seed = num_labelled, selection, split_seed
+        self.validation_fraction = validation_fraction
+        self.validation_indices: Tensor | None = None
         self.batches_per_epoch = batches_per_epoch
         self.labelled_indices: Tensor | None = None
         self.unlabelled_indices: Tensor | None = None
@@ -325,9 +353,22 @@ class SemiSupervisedMNISTDataModule(MNISTDataModule):
         super().setup(stage)
         if stage in (None, "fit") and self.labelled_indices is None:
             labels = self._load("train")[1]
-            self.labelled_indices, self.unlabelled_indices = semi_supervised_split(
+            self.labelled_indices, unlabelled = semi_supervised_split(
                 labels, self.num_labelled, self.selection, self.split_seed, self.num_classes
             )
+            self.validation_indices, self.unlabelled_indices = validation_split(
+                unlabelled, self.validation_fraction, len(labels), self.split_seed
+            )
+
+    def val_dataloader(self) -> DataLoader:
+        """The validation split (``validation_fraction`` > 0), else the test images."""
+        if self.validation_fraction == 0:
+            return super().val_dataloader()
+        if self.validation_indices is None:
+            self.setup("fit")
+        images, labels = self._load("train")
+        dataset = TensorDataset(images[self.validation_indices], labels[self.validation_indices])
+        return make_loader(dataset, self.batch_size, False, False, self.loader_kwargs(), self)
 
     def _part_loader(self, dataset: TensorDataset, sampler: Sampler) -> DataLoader:
         return resumable_loader(dataset, sampler, self.batch_size, False, self.loader_kwargs(), self)

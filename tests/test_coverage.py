@@ -38,6 +38,10 @@ def test_histogram_coverage_and_kl_hand_values() -> None:
     assert float(out["coverage"]) == 3  # 4 % is below the 5 % floor
     expected = sum(p * math.log(10 * p) for p in (0.5, 0.3, 0.16, 0.04))
     assert float(out["class_kl"]) == pytest.approx(expected, abs=1e-12)
+    assert float(out["class_min"]) == 0.0  # six digits never drawn
+    spread = ClassHistogram(10)
+    spread.update(_logits([12, 11, 11, 10, 10, 10, 10, 10, 10, 6]))
+    assert float(spread.compute()["class_min"]) == pytest.approx(0.06, abs=1e-12)
 
     uniform, single = ClassHistogram(10), ClassHistogram(10, threshold=0.1)
     uniform.update(_logits([7] * 10))

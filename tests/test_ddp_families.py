@@ -31,7 +31,7 @@ GROWTH = (
 FAMILIES = {
     "dcgan_ema": ("dcgan_mnist_recommended", 8, []),
     "cgan": ("cgan_mnist", 8, []),
-    # 2 batches per epoch: the epoch-end validation (test_accuracy, sync_dist) runs at step 2, and Lightning's
+    # 2 batches per epoch: the epoch-end validation (val_accuracy, sync_dist) runs at step 2, and Lightning's
     # sanity check before the fit; both under DDP.
     "sgan": ("sgan_mnist", 8, ["--data.batches_per_epoch=2"]),
     "wgan_gp": ("wgan_gp_mnist", 8, []),
@@ -59,7 +59,7 @@ def test_two_process_fit_keeps_ranks_identical(
     assert ckpt["global_step"] == STEPS
     assert "strategy 'ddp' → 'gan_ddp'" in proc.stderr + proc.stdout
     if experiment == "sgan_mnist":  # the epoch-end validation ran and its reduced accuracy was logged
-        assert any("test_accuracy" in r for r in rows if r.get("kind") == "train_epoch")
+        assert any("val_accuracy" in r for r in rows if r.get("kind") == "train_epoch")
     if experiment == "gan3d_shapes32":  # epoch 0 = steps 0 (D updated) and 1 (gate closed), epoch 1 = step 2
         assert [r["d_updated"] for r in rows if r.get("kind") == "train_epoch"] == [0.5, 0.0]
     if experiment == "progan_mnist":  # the fit grew: the checkpoint is mid-way through the 8×8 fade-in

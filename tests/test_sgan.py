@@ -3,6 +3,7 @@ unsupervised head, the four optimizer steps per iteration, the labelled/unlabell
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -192,18 +193,63 @@ def test_balanced_split_is_seeded_and_class_balanced() -> None:
 
 
 # ---------------------------------------------------------------------------------------------- test accuracy
-def test_test_accuracy_is_logged_over_the_whole_test_split(mnist_root: Path, tmp_path: Path) -> None:
+def test_validation_split_is_carved_from_the_unlabelled_pool(mnist_root: Path) -> None:
+    data = _data(mnist_root, validation_fraction=0.25)
+    data.setup("fit")
+    labelled, unlabelled, val = (set(i.tolist()) for i in (data.labelled_indices, data.unlabelled_indices,
+                                                             data.validation_indices))  # fmt: skip
+    assert len(val) == round(0.25 * 256) == 64 and len(labelled) == 100 and len(unlabelled) == 256 - 164
+    assert not (val & labelled) and not (val & unlabelled) and len(val | labelled | unlabelled) == 256
+    images, labels = data._load("train")
+    (x, y), *_ = list(data.val_dataloader())
+    first = sorted(val)[: len(y)]
+    assert torch.equal(x, images[first]) and torch.equal(y, labels[first])  # train images with their labels
+    again = _data(mnist_root, validation_fraction=0.25)
+    again.setup("fit")
+    assert torch.equal(again.validation_indices, data.validation_indices)  # seeded by split_seed
+    other = _data(mnist_root, validation_fraction=0.25, split_seed=1)
+    other.setup("fit")
+    assert not torch.equal(other.validation_indices, data.validation_indices)
+    with pytest.raises(ValueError, match="validation_fraction must be in"):
+        _data(mnist_root, validation_fraction=1.0)
+    with pytest.raises(ValueError, match="at least one image in each part"):
+        _data(mnist_root, validation_fraction=0.61).setup("fit")  # 156 of the 156 unlabelled: none left
+
+
+def test_val_accuracy_on_the_split_and_test_accuracy_of_last_and_selected(mnist_root: Path, tmp_path: Path) -> None:
+    """``val_accuracy`` is the accuracy on the validation split; the end-of-fit report scores the test split with
+    the final weights and with ``best.ckpt`` (selected by ``val_accuracy``), and restores the final weights."""
+    from lightning_gans.callbacks import ClassifierTestReport, RunCheckpoint
+
     module = SGAN(latent_dim=100)
-    data = _data(mnist_root, batch_size=16)
-    trainer = _trainer(tmp_path, max_steps=3)  # batches_per_epoch 3: one validation, at the end
+    data = _data(mnist_root, batch_size=16, validation_fraction=0.125)  # 32 validation images
+    best = RunCheckpoint(monitor="val_accuracy", mode="max", save_top_k=1, filename="best", dirpath=tmp_path / "c")
+    trainer = bare_trainer(
+        tmp_path,
+        num_sanity_val_steps=0,
+        max_steps=6,
+        enable_checkpointing=True,
+        callbacks=[best, ClassifierTestReport()],
+    )  # validation at 3 and 6
     trainer.fit(module, datamodule=data)
-    logged = float(trainer.callback_metrics["test_accuracy"])
-    images, labels = data.real_images("test")  # 64 images: val batches of 16
     module.eval()
     with torch.no_grad():
-        expected = (module.classify(images).argmax(dim=1) == labels).float().mean().item()
-    assert logged == pytest.approx(expected, abs=1e-6)
-    assert "train_accuracy" in trainer.callback_metrics and "d_supervised" in trainer.callback_metrics
+        val_x = torch.cat([x for x, _ in data.val_dataloader()])
+        val_y = torch.cat([y for _, y in data.val_dataloader()])
+        expected_val = (module.classify(val_x).argmax(dim=1) == val_y).float().mean().item()
+        test_x, test_y = data.real_images("test")
+        expected_last = (module.classify(test_x).argmax(dim=1) == test_y).float().mean().item()
+    assert float(trainer.callback_metrics["val_accuracy"]) == pytest.approx(expected_val, abs=1e-6)
+    (row,) = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"test"' in x]
+    assert row["test_accuracy/last"] == pytest.approx(expected_last, abs=1e-9)
+    selected = torch.load(best.best_model_path, weights_only=False)
+    assert row["selected_step"] == selected["global_step"] in (3, 6)
+    copy = SGAN(latent_dim=100)
+    copy.load_state_dict(selected["state_dict"])
+    copy.eval()
+    with torch.no_grad():
+        expected_selected = (copy.classify(test_x).argmax(dim=1) == test_y).float().mean().item()
+    assert row["test_accuracy/selected"] == pytest.approx(expected_selected, abs=1e-9)
 
 
 def test_feature_matching_add_keeps_the_adversarial_term(mnist_root: Path) -> None:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import yaml
 
 from lightning_gans.callbacks.summary import final_metrics, next_commands
 from lightning_gans.cli import main
@@ -91,3 +92,21 @@ def test_fit_prints_the_report_last(runs: Path, capsys: pytest.CaptureFixture) -
 def test_fast_dev_run_prints_no_report(runs: Path, capsys: pytest.CaptureFixture) -> None:
     main(["fit", "--config", str(REPO / "experiments" / "toy_grid.yaml"), "--trainer.fast_dev_run=1", *QUIET])
     assert "fit finished" not in capsys.readouterr().out
+
+
+def test_make_train_default_is_the_recommended_toy_recipe_for_15000_steps(
+    runs: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """``make train``'s EXP is toy_grid25_default: the recommended grid-25 recipe, 75 epochs × 200 batches."""
+    make = (REPO / "Makefile").read_text()
+    (default,) = [line.split("?=")[1].strip() for line in make.splitlines() if line.startswith("EXP ?=")]
+    assert default == "toy_grid25_default"
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", str(REPO / "experiments" / f"{default}.yaml"), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    model, data = config["model"]["init_args"], config["data"]["init_args"]
+    assert config["trainer"]["max_epochs"] * data["num_samples"] // data["batch_size"] == 15_000
+    assert model["regularisers"]["r1_gamma"] == 0.1 and model["ema"]["decay"] == 0.999
+    assert model["generator"]["init_args"]["hidden"] == [256, 256, 256]
+    assert config["data"]["class_path"] == "datamodules.toy.ToyDataModule"  # in memory: no download

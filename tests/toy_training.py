@@ -30,17 +30,10 @@ def toy_loader(n_batches: int = 6, batch: int = 8) -> DataLoader:
 
 
 def bare_trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
-    """A CPU Trainer without logger, checkpoints, progress bar or summary."""
-    return pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        **kwargs,
-    )
+    """A CPU Trainer without logger, checkpoints, progress bar or summary (``kwargs`` override any of them)."""
+    options = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
+    options.update(enable_model_summary=False, default_root_dir=tmp_path, **kwargs)
+    return pl.Trainer(accelerator="cpu", devices=1, **options)
 
 
 class StepRecorder(pl.Callback):

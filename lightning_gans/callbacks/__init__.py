@@ -35,3 +35,6 @@ __all__ += ["TranslationGridCallback", "TranslationQualityCallback"]
 from lightning_gans.callbacks.voxels import VoxelQualityCallback, VoxelRenderCallback  # noqa: E402
 
 __all__ += ["VoxelQualityCallback", "VoxelRenderCallback"]
+from lightning_gans.callbacks.classifier_test import ClassifierTestReport  # noqa: E402
+
+__all__ += ["ClassifierTestReport"]

@@ -14,7 +14,7 @@ classifier assigns to the label they were generated for (e.g. ``lenet-mnist`` on
 Class coverage (``coverage``) and ``class_kl`` (any model, extractors with a classifier head): how many of the K
 classes receive at least ``coverage_threshold`` (5 %) of the N fakes' predicted labels, and the KL divergence of
 that histogram from uniform — the mode-collapse signal FID alone hides (a generator drawing five digits well
-can still reach a moderate FID).
+can still reach a moderate FID); ``class_min``: the smallest class share (0.1 for balanced digits).
 
 Fakes: the latent of global sample ``i`` is a deterministic function of ``(seed, i)`` (see
 :class:`ModuleSampler`), so a 1-process and a W-process evaluation of the same weights see the same fakes.
@@ -344,7 +344,7 @@ def evaluation_metadata(
     }
     if "kid" in metrics:
         meta["kid_settings"] = {"subsets": settings.kid_subsets, "subset_size": settings.kid_subset_size}
-    if {"coverage", "class_kl"} & set(metrics):
+    if {"coverage", "class_kl", "class_min"} & set(metrics):
         meta["coverage_threshold"] = settings.coverage_threshold
     if "prdc" in metrics:
         meta["prdc_k"] = settings.prdc_k

@@ -29,8 +29,8 @@ from lightning_gans.metrics import (
 from lightning_gans.metrics.extractors import FeatureExtractor
 from lightning_gans.outputs import higher_is_better
 
-METRICS = ("fid", "is", "kid", "prdc", "intra_fid", "cond_acc", "coverage", "class_kl")
-NEEDS_LOGITS = ("is", "cond_acc", "coverage", "class_kl")
+METRICS = ("fid", "is", "kid", "prdc", "intra_fid", "cond_acc", "coverage", "class_kl", "class_min")
+NEEDS_LOGITS = ("is", "cond_acc", "coverage", "class_kl", "class_min")
 CONDITIONAL_ONLY = ("cond_acc", "intra_fid")
 # The values a metric yields (default: its own name). PRDC's coverage is "prdc_coverage": "coverage" is class coverage.
 OUTPUTS: dict[str, tuple[str, ...]] = {"kid": ("kid", "kid_std"), "prdc": tuple(f"prdc_{k}" for k in PRDC_KEYS)}
@@ -44,6 +44,7 @@ METRIC_OBJECTS: dict[str, type] = {
     "cond_acc": ConditionalAccuracy,
     "coverage": ClassHistogram,
     "class_kl": ClassHistogram,
+    "class_min": ClassHistogram,
 }
 # FID's bias falls like 1/N (Chong & Forsyth 2020) and the covariance of N <= d samples is singular: below this
 # many samples per feature dimension a warning says what N to use.

@@ -47,7 +47,7 @@ class MetricSet:
         self.prdc = PrecisionRecallDensityCoverage(settings.prdc_k, **keep).to(device) if "prdc" in metrics else None
         self.intra = ClassFrechetDistance(d, num_classes or 1, **keep).to(device) if "intra_fid" in metrics else None
         self.cond_acc = ConditionalAccuracy().to(device) if "cond_acc" in metrics else None
-        wants_histogram = {"coverage", "class_kl"} & set(metrics)
+        wants_histogram = {"coverage", "class_kl", "class_min"} & set(metrics)
         threshold = settings.coverage_threshold
         self.classes = ClassHistogram(extractor.num_classes, threshold).to(device) if wants_histogram else None
 

@@ -52,7 +52,7 @@ class ClassHistogram(Metric):
     """
 
     higher_is_better = None  # per output, below
-    output_higher_is_better = {"coverage": True, "class_kl": False}
+    output_higher_is_better = {"coverage": True, "class_kl": False, "class_min": True}
     is_differentiable = False
     full_state_update = False
 
@@ -72,10 +72,11 @@ class ClassHistogram(Metric):
         self.counts += torch.bincount(logits.argmax(dim=1).to(self.device), minlength=self.num_classes)
 
     def compute(self) -> dict[str, Tensor]:
-        """``{"coverage": classes with share >= threshold (float64), "class_kl": KL(p ‖ uniform) in nats}``."""
+        """``{"coverage": classes with share >= threshold (float64), "class_kl": KL(p ‖ uniform) in nats,
+        "class_min": the smallest class share (1/K when balanced; what "every class above x %" is judged by)}``."""
         total = self.counts.sum()
         if total < 1:
             raise RuntimeError("ClassHistogram: no samples")
         p = self.counts.double() / total
         kl = torch.where(p > 0, p * torch.log(p * self.num_classes), torch.zeros_like(p)).sum()
-        return {"coverage": (p >= self.threshold).sum().double(), "class_kl": kl}
+        return {"coverage": (p >= self.threshold).sum().double(), "class_kl": kl, "class_min": p.min()}

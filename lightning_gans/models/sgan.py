@@ -5,8 +5,10 @@ logits l and two heads sharing every weight — supervised softmax(l) and unsupe
 sigmoid(logsumexp(l)) = Z/(Z+1), Z = Σ exp(l_k), scored by the loss registry's BCE terms on logsumexp(l).
 
 Data: ``datamodules.mnist.SemiSupervisedMNISTDataModule`` batches ``{"labelled": [x, y], "unlabelled": [x]}``
-(100 labelled images, the other 59,900 without labels). Validation = the 10,000 test images: the supervised
-head's accuracy is logged as ``test_accuracy`` (and ``test_loss``) at every validation.
+(100 labelled images, the others without labels). Validation: the supervised head's accuracy on the
+datamodule's validation split, logged as ``val_accuracy`` (and ``val_loss``); ``test`` logs ``test_accuracy``.
+The experiments carve the validation split from the unlabelled pool (``validation_fraction``) and report the test
+accuracy of the last and of the validation-selected weights at the end of fit (``ClassifierTestReport``).
 
 Per iteration (one GAN step, four optimizer steps in the order of the book's Listing 7.9):
 1. supervised D step: cross-entropy of softmax(l) on the labelled batch (optimizer ``optimizer_d_supervised``);
@@ -166,17 +168,18 @@ class SGAN(GANModule):
         return {"d_supervised": step_logs["loss"].detach(), "train_accuracy": step_logs["train_accuracy"]}
 
     # ------------------------------------------------------------------ test accuracy
-    def _evaluate(self, batch: Batch) -> None:
+    def _evaluate(self, batch: Batch, split: str) -> None:
         images, labels = batch[0], batch[1]
         logits = self.classify(images)
         accuracy = (logits.argmax(dim=1) == labels).float().mean()
         size = labels.shape[0]
-        # on_epoch: the batch-size weighted mean over all 10,000 test images (summed over ranks under DDP)
-        self.log("test_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
-        self.log("test_loss", F.cross_entropy(logits, labels), on_epoch=True, batch_size=size, sync_dist=True)
+        # on_epoch: the batch-size weighted mean over the whole split (summed over ranks under DDP)
+        self.log(f"{split}_accuracy", accuracy, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log(f"{split}_loss", F.cross_entropy(logits, labels), on_epoch=True, batch_size=size, sync_dist=True)
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch)
+        """``val_accuracy`` / ``val_loss`` on the datamodule's validation split (what selection may use)."""
+        self._evaluate(batch, "val")
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
-        self._evaluate(batch)
+        self._evaluate(batch, "test")
