@@ -56,6 +56,8 @@ bench-quality: $(STAMP) ## book vs recommended MNIST recipes, 15 CPU-min each: F
 	$(PY) benchmarks/bench_quality.py --data_dir $(DATA_DIR) $(ARGS)
 
 bench-seeds: $(STAMP) ## one MNIST recipe over seeds 0,1,2: FID and the smallest class share every 250 steps (EXP)
+	@$(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" 2>/dev/null \
+		|| $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
 	$(PY) benchmarks/bench_seeds.py --data_dir $(DATA_DIR) --experiment $(if $(filter $(origin EXP),command line),$(EXP),dcgan_mnist_recommended) $(ARGS)
 
 bench-fid: $(STAMP) ## one FID evaluation (N=10k): our callback core vs torchmetrics directly, and the cache
