@@ -19,21 +19,13 @@ import argparse
 import json
 import os
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "lightning_gans.cli"]
+from bench_quality import CLI, REPO, _env  # one environment for both MNIST benchmarks (sibling script)
+
 SUFFIX = "lenet-mnist/10k"
-
-
-def _env(data_dir: str) -> dict[str, str]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "LIGHTNING_GANS_DATA": data_dir}
-    env.update(WANDB_MODE="disabled", PYTHONPATH=str(REPO))
-    env.pop("LIGHTNING_GANS_RUN_DIR", None)
-    return env
 
 
 def config_path(experiment: str) -> Path:
@@ -69,7 +61,7 @@ def train(experiment: str, seed: int, args: argparse.Namespace) -> None:
     log = Path(args.runs_dir) / name / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.log"
     start = time.perf_counter()
     with open(log, "w") as fh:
-        proc = subprocess.run(cmd, cwd=REPO, env=_env(args.data_dir), stdout=fh, stderr=subprocess.STDOUT)
+        proc = subprocess.run(cmd, cwd=REPO, env=_env(1, args.data_dir), stdout=fh, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise RuntimeError(f"{name}: fit failed (exit {proc.returncode}); see {log}")
     print(f"done: {name} in {(time.perf_counter() - start) / 60:.1f} min wall", flush=True)

@@ -285,9 +285,7 @@ class _DrawWithReplacement(ResumableOrder, Sampler[int]):
 def validation_split(unlabelled: Tensor, fraction: float, n_train: int, seed: int) -> tuple[Tensor, Tensor]:
     """(validation indices, remaining unlabelled indices): ``round(fraction · n_train)`` images drawn from the
     unlabelled pool with a ``torch.Generator`` seeded by ``seed + 1`` (independent of the labelled draw), both
-    sorted. ``fraction`` 0: no validation images."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {fraction}")
+    sorted. ``fraction`` 0: no validation images; its range [0, 1) is checked by the datamodule's ``__init__``."""
     count = round(fraction * n_train)
     if fraction > 0 and not 0 < count < len(unlabelled):
         raise ValueError(

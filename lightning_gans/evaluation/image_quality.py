@@ -38,7 +38,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_gans.evaluation.protocol import EvalProtocol, check_metrics, reference_keys, sample_size_warning
+from lightning_gans.evaluation.protocol import (
+    HISTOGRAM_METRICS,
+    EvalProtocol,
+    check_metrics,
+    reference_keys,
+    sample_size_warning,
+)
 from lightning_gans.evaluation.sampler import SampleFn, checked_fakes, full_precision
 from lightning_gans.evaluation.scores import MetricSet
 from lightning_gans.evaluation.sharding import (
@@ -344,7 +350,7 @@ def evaluation_metadata(
     }
     if "kid" in metrics:
         meta["kid_settings"] = {"subsets": settings.kid_subsets, "subset_size": settings.kid_subset_size}
-    if {"coverage", "class_kl", "class_min"} & set(metrics):
+    if set(HISTOGRAM_METRICS) & set(metrics):
         meta["coverage_threshold"] = settings.coverage_threshold
     if "prdc" in metrics:
         meta["prdc_k"] = settings.prdc_k

@@ -46,6 +46,9 @@ METRIC_OBJECTS: dict[str, type] = {
     "class_kl": ClassHistogram,
     "class_min": ClassHistogram,
 }
+# The metrics read off one class histogram of the fakes (one ClassHistogram serves them all; its threshold is a
+# protocol setting).
+HISTOGRAM_METRICS = tuple(key for key, cls in METRIC_OBJECTS.items() if cls is ClassHistogram)
 # FID's bias falls like 1/N (Chong & Forsyth 2020) and the covariance of N <= d samples is singular: below this
 # many samples per feature dimension a warning says what N to use.
 SAMPLES_PER_DIMENSION = 5

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from lightning_gans.evaluation.protocol import HISTOGRAM_METRICS
 from lightning_gans.evaluation.sharding import gather_rows
 from lightning_gans.metrics import (
     ClassFrechetDistance,
@@ -47,7 +48,7 @@ class MetricSet:
         self.prdc = PrecisionRecallDensityCoverage(settings.prdc_k, **keep).to(device) if "prdc" in metrics else None
         self.intra = ClassFrechetDistance(d, num_classes or 1, **keep).to(device) if "intra_fid" in metrics else None
         self.cond_acc = ConditionalAccuracy().to(device) if "cond_acc" in metrics else None
-        wants_histogram = {"coverage", "class_kl", "class_min"} & set(metrics)
+        wants_histogram = set(HISTOGRAM_METRICS) & set(metrics)
         threshold = settings.coverage_threshold
         self.classes = ClassHistogram(extractor.num_classes, threshold).to(device) if wants_histogram else None
 
