@@ -116,3 +116,45 @@ class FeatureTap:
         if self._handle is not None:
             self._handle.remove()
             self._handle = None
+
+
+class ActivationTap:
+    """Context manager collecting, for every forward of a discriminator, the outputs of its hidden activation
+    layers (every ``nn.LeakyReLU``/``nn.ReLU`` module but the first, i.e. the normalised middle layers of a
+    DCGAN-style D) — the layers DiscoGAN's authors match (Kim et al. 2017, official code: ``relu2``…``relu4``).
+
+    >>> with ActivationTap(discriminator) as tap:
+    ...     discriminator(real); discriminator(fake)
+    >>> real_layers, fake_layers = tap.features  # one list of tensors per forward
+    """
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        acts = [m for m in discriminator.modules() if isinstance(m, (nn.LeakyReLU, nn.ReLU))]
+        if not acts:
+            raise ValueError("feature matching needs a discriminator with LeakyReLU/ReLU layers")
+        self.modules = acts[1:] or acts
+        self.features: list[list[torch.Tensor]] = []
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def _hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if module is self.modules[0]:
+            self.features.append([])
+        self.features[-1].append(output)
+
+    def __enter__(self) -> ActivationTap:
+        self._handles = [m.register_forward_hook(self._hook) for m in self.modules]
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+
+def layerwise_feature_matching(real: list[torch.Tensor], fake: list[torch.Tensor]) -> torch.Tensor:
+    """Σ_layers mean_elements (E_batch f(x) − E_batch f(G(·)))²: DiscoGAN's feature-matching term (official code:
+    per layer, the mean over elements of the squared difference of the batch means; real features detached)."""
+    terms = [(r.detach().mean(0) - f.mean(0)).pow(2).mean() for r, f in zip(real, fake, strict=True)]
+    return torch.stack(terms).sum()

@@ -79,6 +79,28 @@ def test_discogan_logit_can_be_negative_and_generator_output_in_range() -> None:
     assert out.abs().max() <= 1
 
 
+@pytest.mark.parametrize("size", [64, 32])
+def test_discogan_unet_option_concatenates_mirrored_features(size: int) -> None:
+    """skips=True: the chapter's layers with every up layer after the first taking twice the channels (the skip);
+    the default keeps the chapter's flat network and its state-dict keys (net.0 …: older checkpoints load)."""
+    plain, unet = DiscoGANGenerator(gf=8, image_size=size), DiscoGANGenerator(gf=8, image_size=size, skips=True)
+    assert "net.0.weight" in plain.state_dict() and not any(k.startswith("net.") for k in unet.state_dict())
+    assert _out(unet, size, batch=2) == (2, 3, size, size)
+    convs = [m for m in unet.up.modules() if isinstance(m, nn.ConvTranspose2d)]
+    plain_convs = [m for m in plain.net if isinstance(m, nn.ConvTranspose2d)]
+    assert convs[0].in_channels == plain_convs[0].in_channels == 100  # from the 1×1 bottleneck: no mirror
+    assert [c.in_channels for c in convs[1:]] == [2 * c.in_channels for c in plain_convs[1:]]
+    # With the 1×1×100 code cut (bottleneck conv zeroed), only the U-Net's output still depends on the input.
+    grads = []
+    for net in (plain, unet):
+        (bottleneck,) = [m for m in net.modules() if isinstance(m, nn.Conv2d) and m.out_channels == 100]
+        torch.nn.init.zeros_(bottleneck.weight)
+        x = torch.rand(1, 3, size, size, requires_grad=True)
+        (grad,) = torch.autograd.grad(net.eval()(x).sum(), x)
+        grads.append(grad.abs().sum().item())
+    assert grads[0] == 0 and grads[1] > 0
+
+
 def test_network_size_errors() -> None:
     with pytest.raises(ValueError, match="power of 2"):
         UNetGenerator(100)
@@ -237,6 +259,32 @@ def test_discogan_d_loss_depends_on_the_fake_logits() -> None:
     logs = model.generator_step(batch)
     assert "identity_A" not in logs
     assert logs["g_adv_AtoB"].item() == pytest.approx(F.softplus(torch.tensor(0.5)).item())
+
+
+def test_feature_matching_weight_mixes_layerwise_feature_matching_into_the_g_loss() -> None:
+    """w = 0.9 (the DiscoGAN authors' code): each direction's G term is 0.1·BCE + 0.9·Σ_layers mean (E f(real) −
+    E f(fake))² over D's hidden activations (all ReLU/LeakyReLU outputs but the first); w = 0 is the plain loss."""
+    torch.manual_seed(0)
+    batch = {"A": torch.randn(4, 3, 8, 8), "B": torch.randn(4, 3, 8, 8)}
+
+    def critic() -> nn.Module:  # first ReLU untapped; LeakyReLU(1) taps relu(x); pooled channels as logits
+        return nn.Sequential(nn.ReLU(), nn.LeakyReLU(1.0), nn.AdaptiveAvgPool2d(1))
+
+    def model(w: float) -> DiscoGAN:
+        nets = {"G_AB": Scale(1.0), "G_BA": Scale(1.0), "D_A": critic(), "D_B": critic()}
+        return DiscoGAN(image_size=8, feature_matching_weight=w, **nets)
+
+    logs = model(0.9).generator_step(batch)
+    a, b = batch["A"].relu(), batch["B"].relu()
+    fm = (b.mean(0) - a.mean(0)).pow(2).mean()  # AtoB: D_B's features of real b vs fake G_AB(a) = a
+    assert logs["g_fm_AtoB"].item() == pytest.approx(fm.item(), rel=1e-5)
+    assert logs["g_fm_BtoA"].item() == pytest.approx(fm.item(), rel=1e-5)  # symmetric here: BtoA compares a, b
+    bce = F.softplus(-a.mean(dim=(2, 3))).mean() + F.softplus(-b.mean(dim=(2, 3))).mean()
+    assert logs["loss"].item() == pytest.approx(0.1 * bce.item() + 0.9 * 2 * fm.item(), rel=1e-5)  # cycles are 0
+    plain = model(0.0).generator_step(batch)
+    assert "g_fm_AtoB" not in plain and plain["loss"].item() == pytest.approx(bce.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="feature_matching_weight must be in"):
+        model(1.5)
 
 
 # ---------------------------------------------------------------------------------------------- the loop

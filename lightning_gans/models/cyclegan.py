@@ -49,6 +49,7 @@ from lightning_gans.models.base import Batch, GANModule, _adam
 from lightning_gans.models.image_pool import ImagePool
 from lightning_gans.models.options import Regularisers, Schedule, as_hparams, regroup
 from lightning_gans.networks.translation import PatchGANDiscriminator, ResnetGenerator
+from lightning_gans.tricks import ActivationTap, layerwise_feature_matching
 
 DIRECTIONS = {"AtoB": ("AB", "A"), "BtoA": ("BA", "B")}  # direction → (generator key, source domain)
 NETWORK_ARGS = ("G_AB", "G_BA", "D_A", "D_B")
@@ -130,6 +131,7 @@ class CycleGAN(GANModule):
         pool_size: int = 50,
         order: Literal["g_then_d", "d_then_g"] = "g_then_d",
         d_fakes: Literal["cached", "fresh"] = "cached",
+        feature_matching_weight: float = 0.0,
         schedule: CycleSchedule | None = CycleSchedule(),
         optimizer_g: OptimizerCallable = _adam,
         optimizer_d: OptimizerCallable = _adam,
@@ -147,6 +149,8 @@ class CycleGAN(GANModule):
         groups = {"schedule": schedule, "regularisers": regularisers}
         groups = regroup(type(self).__name__, groups, legacy_options, kinds=CYCLE_GROUPS)
         check_options(loss, cycle_loss, lambda_cycle, lambda_identity, order, d_fakes)
+        if not 0.0 <= feature_matching_weight <= 1.0:
+            raise ValueError(f"feature_matching_weight must be in [0, 1], got {feature_matching_weight}")
         nets = self.default_networks(image_size)
         given = dict(zip(NETWORK_ARGS, (G_AB, G_BA, D_A, D_B)))
         nets.update({k: v for k, v in given.items() if v is not None})
@@ -273,18 +277,37 @@ class CycleGAN(GANModule):
         fake = {"B": self.G_AB(real["A"]), "A": self.G_BA(real["B"])}
         rec = {"A": self.G_BA(fake["B"]), "B": self.G_AB(fake["A"])}
         logs = {
-            "g_adv_AtoB": self._adversarial("generator", self.D_B(fake["B"])),
-            "g_adv_BtoA": self._adversarial("generator", self.D_A(fake["A"])),
             "cycle_A": reconstruction_loss(hp.cycle_loss, rec["A"], real["A"]),
             "cycle_B": reconstruction_loss(hp.cycle_loss, rec["B"], real["B"]),
         }
-        total = logs["g_adv_AtoB"] + logs["g_adv_BtoA"] + hp.lambda_cycle * (logs["cycle_A"] + logs["cycle_B"])
+        total = hp.lambda_cycle * (logs["cycle_A"] + logs["cycle_B"])
+        for direction, domain in (("AtoB", "B"), ("BtoA", "A")):
+            total = total + self._generator_adversarial(direction, domain, real[domain], fake[domain], logs)
         if hp.lambda_identity > 0:
             logs["identity_A"] = F.l1_loss(self.G_BA(real["A"]), real["A"])
             logs["identity_B"] = F.l1_loss(self.G_AB(real["B"]), real["B"])
             total = total + hp.lambda_identity * hp.lambda_cycle * (logs["identity_A"] + logs["identity_B"])
         self._g_fakes = {k: v.detach() for k, v in fake.items()}
         return {"loss": total, **logs}
+
+    def _generator_adversarial(
+        self, direction: str, domain: str, real: torch.Tensor, fake: torch.Tensor, logs: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """G's adversarial term for the fakes of one direction, judged by the D of their ``domain``; with
+        ``feature_matching_weight`` w > 0: (1 − w)·adversarial + w·feature matching on D's hidden layers (DiscoGAN
+        authors' code: w = 0.9), real features from the same batch's real images of that domain."""
+        net = self.discriminator[domain]
+        w = self.hparams.get("feature_matching_weight", 0.0)
+        if w == 0:
+            logs[f"g_adv_{direction}"] = self._adversarial("generator", net(fake))
+            return logs[f"g_adv_{direction}"]
+        with ActivationTap(net) as tap:
+            with torch.no_grad():
+                net(real)
+            scores = net(fake)
+        logs[f"g_adv_{direction}"] = self._adversarial("generator", scores)
+        logs[f"g_fm_{direction}"] = layerwise_feature_matching(*tap.features)
+        return (1 - w) * logs[f"g_adv_{direction}"] + w * logs[f"g_fm_{direction}"]
 
     @torch.no_grad()
     def _fakes_for_discriminator(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -269,29 +269,49 @@ class DiscoGANGenerator(nn.Module):
 
     Chapter bug 2(b) fixed: every tf.contrib conv there has an implicit ReLU (``activation_fn`` default), so it ran
     conv → ReLU → BN → LReLU; here conv → BN → LReLU(0.2) down and convT → BN → ReLU up, as intended.
-    Bug 6: its docstring says U-Net but there are no skip connections; none here either (the chapter's network).
+    Bug 6: its docstring says U-Net but there are no skip connections; none here either by default (the chapter's
+    network). ``skips=True`` builds the U-Net the docstring describes (Ronneberger et al. 2015; pix2pix, Isola et al.
+    2017): every up block's output is concatenated with the mirrored down block's output (same size and width), so
+    the next up layer takes twice the channels; the 1×1 bottleneck stays. Without skips everything the output keeps
+    of the input passes the 1×1×100 code (``docs/models/cyclegan.md``, "Why DiscoGAN collapses").
     """
 
-    def __init__(self, channels: int = 3, gf: int = 64, bottleneck: int = 100, image_size: int = 64) -> None:
+    def __init__(
+        self, channels: int = 3, gf: int = 64, bottleneck: int = 100, image_size: int = 64, skips: bool = False
+    ) -> None:
         super().__init__()
         n = _disco_depth(image_size, type(self).__name__)  # 4 strided convs at 64² (the chapter)
-        self.image_size = image_size
-        down: list[nn.Module] = [nn.Conv2d(channels, gf, 4, 2, 1), nn.LeakyReLU(0.2)]
+        self.image_size, self.skips = image_size, skips
+        down = [nn.Sequential(nn.Conv2d(channels, gf, 4, 2, 1), nn.LeakyReLU(0.2))]
         for i in range(1, n):
-            down += [nn.Conv2d(gf * 2 ** (i - 1), gf * 2**i, 4, 2, 1, bias=False), _disco_bn(gf * 2**i)]
-            down.append(nn.LeakyReLU(0.2))
+            conv = nn.Conv2d(gf * 2 ** (i - 1), gf * 2**i, 4, 2, 1, bias=False)
+            down.append(nn.Sequential(conv, _disco_bn(gf * 2**i), nn.LeakyReLU(0.2)))
         top = gf * 2 ** (n - 1)
-        down += [nn.Conv2d(top, bottleneck, 4, 1, 0, bias=False), _disco_bn(bottleneck), nn.LeakyReLU(0.2)]
-        up: list[nn.Module] = [nn.ConvTranspose2d(bottleneck, top, 4, 1, 0, bias=False), _disco_bn(top), nn.ReLU()]
+        down.append(nn.Sequential(nn.Conv2d(top, bottleneck, 4, 1, 0, bias=False), _disco_bn(bottleneck)))
+        down[-1].append(nn.LeakyReLU(0.2))
+        up = [nn.Sequential(nn.ConvTranspose2d(bottleneck, top, 4, 1, 0, bias=False), _disco_bn(top), nn.ReLU())]
+        widen = 2 if skips else 1  # the concatenated skip doubles every later up layer's input
         for i in range(n - 1, 0, -1):
-            up += [nn.ConvTranspose2d(gf * 2**i, gf * 2 ** (i - 1), 4, 2, 1, bias=False), _disco_bn(gf * 2 ** (i - 1))]
-            up.append(nn.ReLU())
-        up += [nn.ConvTranspose2d(gf, channels, 4, 2, 1), nn.Tanh()]
-        self.net = keras_init(nn.Sequential(*down, *up))
+            conv = nn.ConvTranspose2d(gf * 2**i * widen, gf * 2 ** (i - 1), 4, 2, 1, bias=False)
+            up.append(nn.Sequential(conv, _disco_bn(gf * 2 ** (i - 1)), nn.ReLU()))
+        up.append(nn.Sequential(nn.ConvTranspose2d(gf * widen, channels, 4, 2, 1), nn.Tanh()))
+        if skips:
+            self.down, self.up = keras_init(nn.ModuleList(down)), keras_init(nn.ModuleList(up))
+        else:  # one flat Sequential: the state-dict keys (net.0 …) of checkpoints made before the option
+            self.net = keras_init(nn.Sequential(*(layer for block in (*down, *up) for layer in block)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_square(x, self.image_size, type(self).__name__)
-        return self.net(x)
+        if not self.skips:
+            return self.net(x)
+        mirrored = []
+        for block in self.down:
+            x = block(x)
+            mirrored.append(x)
+        mirrored.pop()  # the 1×1 bottleneck has no mirror
+        for block in self.up[:-1]:
+            x = torch.cat([block(x), mirrored.pop()], dim=1)
+        return self.up[-1](x)
 
 
 class DiscoGANDiscriminator(nn.Module):
