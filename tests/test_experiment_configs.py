@@ -36,7 +36,11 @@ RENAMED_KEYS: dict[str, str] = {
 }
 # Model options added after the snapshot, with the default every experiment must still resolve to (off: the snapshot's
 # behaviour). An experiment that sets one is a value change and fails.
-ADDED_OPTIONS: dict[str, object] = {"model.init_args.compile": False, "model.init_args.channels_last": False}
+ADDED_OPTIONS: dict[str, object] = {
+    "model.init_args.compile": False, "model.init_args.channels_last": False,
+    "model.init_args.feature_matching_weight": 0.0,  # CycleGAN/DiscoGAN (issue 20, item 2)
+    **{f"model.init_args.{g}.init_args.skips": False for g in ("G_AB", "G_BA")},  # DiscoGANGenerator's U-Net option
+}  # fmt: skip
 # ImageQualityCallback options added after the snapshot (PRDC's k, repeats, a reference stats file), at their defaults.
 ADDED_CALLBACK_OPTIONS: dict[str, object] = {"prdc_k": 5, "repeats": 1, "reference": None}
 ADDED_CALLBACK_KEY = re.compile(r"trainer\.callbacks\.\d+\.init_args\.(prdc_k|repeats|reference)")
@@ -51,7 +55,11 @@ WORKERS_KEY, WORKERS_BEFORE = "data.init_args.num_workers", (0, 2)
 STEP_CHECKPOINTS = {f"{n}_recommended": 500 for n in ("cgan_mnist", "dcgan_mnist", "gan_mnist", "wgan_gp_mnist",
                                                        "toy_grid25")}  # fmt: skip
 # experiments/*.yaml added after the snapshot was taken (each needs its own test of its values, if any).
-NEW_EXPERIMENTS: list[str] = ["toy_grid25_default"]  # its values: tests/test_summary.py
+NEW_EXPERIMENTS: list[str] = [
+    "toy_grid25_default",  # its values: tests/test_summary.py
+    "discogan_mnist_edges_recommended",  # test_discogan_recipe_is_the_chapter_config_with_unet_generators
+    "sgan_mnist_salimans",  # test_salimans_sgan_recipe_values
+]
 # Deliberate value changes (issue 20, item 3): the semi-supervised experiments select best.ckpt on a validation split
 # carved from the unlabelled pool (validation_fraction 1/12 = 5,000 images) instead of on the test images, and report
 # the test accuracy of the last and the selected weights at the end (ClassifierTestReport, appended last).
@@ -345,3 +353,28 @@ def test_loader_options_are_visible_in_print_config(name: str, env: None) -> Non
     shown = {k for k in ADDED_DATA_OPTIONS if k in values}
     loader_keys = {f"data.init_args.{k}" for k in ("persistent_workers", "pin_memory", "prefetch_factor")}
     assert loader_keys <= shown and ({"data.init_args.cache"} <= shown) == (name != "dcgan_mnist")
+
+
+def test_discogan_recipe_is_the_chapter_config_with_unet_generators(env: None) -> None:
+    """issue 20, item 2: the recommended DiscoGAN changes exactly one thing, the generators' skip connections."""
+    chapter = resolved(EXPERIMENTS / "discogan_mnist_edges.yaml")
+    recipe = resolved(EXPERIMENTS / "discogan_mnist_edges_recommended.yaml")
+    assert _diff(chapter, recipe) == [f"model.init_args.{g}.init_args.skips: False → True" for g in ("G_AB", "G_BA")]
+
+
+def test_salimans_sgan_recipe_values(env: None) -> None:
+    """issue 20, item 3: the Salimans et al. 2016 MNIST setting on top of sgan_mnist.yaml, for 60 CPU-minutes."""
+    values = resolved(EXPERIMENTS / "sgan_mnist_salimans.yaml")
+    m = "model.init_args"
+    assert values[f"{m}.generator.class_path"] == "lightning_gans.networks.sgan.SalimansGenerator28"
+    assert values[f"{m}.discriminator.class_path"] == "lightning_gans.networks.sgan.SalimansDiscriminator28"
+    assert values[f"{m}.discriminator.init_args.hidden"] == [1000, 500, 250, 250, 250]
+    assert values[f"{m}.tricks.feature_matching"] == "replace" and values[f"{m}.schedule.d_steps"] == "joint"
+    for opt in ("optimizer_g", "optimizer_d", "optimizer_d_supervised"):
+        assert values[f"{m}.{opt}.init_args.lr"] == 3e-3 and values[f"{m}.{opt}.init_args.betas"] == [0.5, 0.999]
+    assert values["data.init_args.batch_size"] == 100 and values["data.init_args.selection"] == "balanced"
+    assert values["data.init_args.validation_fraction"] == 0.08333  # selection on the validation split, not test
+    callbacks = {v: k for k, v in values.items() if k.startswith("trainer.callbacks.") and k.endswith("class_path")}
+    budget = callbacks["lightning_gans.callbacks.TrainingBudget"].removesuffix("class_path")
+    assert values[f"{budget}init_args.minutes"] == 60.0 and values[f"{budget}init_args.clock"] == "cpu"
+    assert "lightning_gans.callbacks.ClassifierTestReport" in callbacks

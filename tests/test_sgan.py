@@ -17,7 +17,13 @@ from lightning_gans.cli import ConfigError
 from lightning_gans.losses import feature_matching_loss, get_loss
 from lightning_gans.models import SGAN
 from lightning_gans.models.options import Schedule, Tricks
-from lightning_gans.networks.sgan import SGANDiscriminator28, SGANGenerator28
+from lightning_gans.networks.sgan import (
+    GaussianNoise,
+    SalimansDiscriminator28,
+    SalimansGenerator28,
+    SGANDiscriminator28,
+    SGANGenerator28,
+)
 
 
 def _trainer(tmp_path: Path, **kwargs) -> pl.Trainer:
@@ -38,6 +44,28 @@ def test_shapes_and_ranges() -> None:
     assert discriminator.unsupervised_logit(discriminator(images)).shape == (5,)
     bn = [m for m in discriminator.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert [(m.momentum, m.eps) for m in bn] == [(0.01, 1e-3)] * 2  # Keras momentum 0.99, eps 1e-3
+
+
+def test_salimans_networks_noise_only_in_training_and_weight_norm(mnist_root: Path, tmp_path: Path) -> None:
+    """Salimans et al. 2016's MNIST pair: 5 weight-normed hidden layers + Dense 10, Gaussian noise (σ 0.3 input,
+    0.5 hidden) in training mode only, 250-d features; trains in SGAN with feature matching."""
+    torch.manual_seed(0)
+    generator, discriminator = SalimansGenerator28(), SalimansDiscriminator28()
+    images = generator(torch.rand(6, 100))
+    assert images.shape == (6, 1, 28, 28) and images.abs().max() <= 1
+    linears = [m for m in discriminator.modules() if isinstance(m, torch.nn.Linear)]
+    assert [m.out_features for m in linears] == [1000, 500, 250, 250, 250, 10]
+    assert all(hasattr(m.parametrizations, "weight") for m in linears)  # w = g·v/‖v‖
+    assert [m.std for m in discriminator.modules() if isinstance(m, GaussianNoise)] == [0.3, 0.5, 0.5, 0.5, 0.5, 0.5]
+    assert discriminator.features(images).shape == (6, 250)
+    discriminator.eval()
+    assert torch.equal(discriminator(images), discriminator(images))  # no noise in eval mode
+    discriminator.train()
+    assert not torch.equal(discriminator(images), discriminator(images))
+    module = SGAN(generator=generator, discriminator=discriminator, tricks=Tricks(feature_matching="replace"))
+    trainer = _trainer(tmp_path, max_steps=2)
+    trainer.fit(module, datamodule=_data(mnist_root))
+    assert trainer.global_step == 2 and torch.isfinite(trainer.callback_metrics["g_fm"])
 
 
 def test_both_heads_train_the_same_parameter_tensors(mnist_root: Path, tmp_path: Path) -> None:

@@ -67,7 +67,33 @@ class SGANGenerator28(nn.Module):
         return self.net(self.project(z).view(-1, 256, 7, 7))
 
 
-class SGANDiscriminator28(nn.Module):
+class TwoHeadDiscriminator(nn.Module):
+    """The shared-body two-head D: ``body`` → features f; ``head(f)`` = ``classifier(before_head(f))`` → class
+    logits l (supervised softmax(l)); ``unsupervised_logit(l)`` = logsumexp(l), the real/fake logit."""
+
+    body: nn.Module
+    before_head: nn.Module
+    classifier: nn.Module
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The body's output: the features feature matching uses."""
+        return self.body(x)
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """Class logits l from body ``features``."""
+        return self.classifier(self.before_head(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits l (N, num_classes): the supervised head is softmax(l)."""
+        return self.head(self.features(x))
+
+    @staticmethod
+    def unsupervised_logit(logits: torch.Tensor) -> torch.Tensor:
+        """Real/fake logit logsumexp(l) (N,): sigmoid of it is the book's Z/(Z+1), Z = Σ exp(l_k), without overflow."""
+        return torch.logsumexp(logits, dim=1)
+
+
+class SGANDiscriminator28(TwoHeadDiscriminator):
     """The ch. 7 discriminator: ``forward`` gives the 10 class logits l (supervised head: softmax(l));
     ``unsupervised_logit(l)`` the real/fake logit logsumexp(l); ``features(x)`` the flattened body output
     (2048-d, before dropout) for feature matching."""
@@ -91,23 +117,76 @@ class SGANDiscriminator28(nn.Module):
             *conv_block(64, 128, batch_norm=True, **block),  # 4×4
             nn.Flatten(),
         )
-        self.dropout = nn.Dropout(dropout)
+        self.before_head = nn.Dropout(dropout)  # features: the flattened body (2048-d), before dropout
         self.classifier = nn.Linear(4 * 4 * 128, num_classes)
         apply_init(self, init)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Flattened body output (N, 2048)."""
-        return self.body(x)
 
-    def head(self, features: torch.Tensor) -> torch.Tensor:
-        """Class logits l from body ``features`` (dropout, then the dense layer)."""
-        return self.classifier(self.dropout(features))
+# ---------------------------------------------------------------------------------------------- Salimans et al. 2016
+class GaussianNoise(nn.Module):
+    """Adds N(0, σ²) noise in training mode only (Salimans et al. 2016's MNIST discriminator)."""
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Class logits l (N, num_classes): the supervised head is softmax(l)."""
-        return self.head(self.features(x))
+        return x + self.std * torch.randn_like(x) if self.training and self.std > 0 else x
 
-    @staticmethod
-    def unsupervised_logit(logits: torch.Tensor) -> torch.Tensor:
-        """Real/fake logit logsumexp(l) (N,): sigmoid of it is the book's Z/(Z+1), Z = Σ exp(l_k), without overflow."""
-        return torch.logsumexp(logits, dim=1)
+
+def _weight_norm(layer: nn.Linear) -> nn.Module:
+    """Weight normalisation (Salimans & Kingma 2016): w = g·v/‖v‖ per output unit."""
+    return nn.utils.parametrizations.weight_norm(layer)
+
+
+class SalimansGenerator28(nn.Module):
+    """Salimans et al. 2016's MNIST generator (their code, ``train_mnist_feature_matching.py``): z (100) → Dense
+    500 → softplus → BN → Dense 500 → softplus → BN → weight-normed Dense 784 → 28×28. Their output is a sigmoid
+    on [0, 1] pixels; here tanh for the project's [-1, 1] images (tanh(x/2) = 2·sigmoid(x) − 1: the same family)."""
+
+    def __init__(self, latent_dim: int = 100, hidden: int = 500) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, hidden),
+            nn.Softplus(),
+            nn.BatchNorm1d(hidden),
+            nn.Linear(hidden, hidden),
+            nn.Softplus(),
+            nn.BatchNorm1d(hidden),
+            _weight_norm(nn.Linear(hidden, 28 * 28)),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, 1, 28, 28)
+
+
+class SalimansDiscriminator28(TwoHeadDiscriminator):
+    """Salimans et al. 2016's MNIST discriminator (§5.1, their code): Gaussian noise σ 0.3 on the input pixels,
+    weight-normed Dense 1000-500-250-250-250, each → ReLU → Gaussian noise σ 0.5, then a weight-normed Dense 10
+    (the class logits l). ``features(x)``: the last hidden layer's output (250-d, before its noise), the layer
+    their feature matching uses; the heads as ``SGANDiscriminator28`` (softmax(l), logsumexp(l)).
+
+    Not carried over: their data-dependent initialisation of the weight-norm scales (here PyTorch's default
+    initialisation, then g = ‖v‖) and the mean-only batch normalisation of their other models."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        hidden: list[int] = [1000, 500, 250, 250, 250],  # noqa: B006 - jsonargparse needs a literal default
+        input_noise: float = 0.3,
+        hidden_noise: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        layers: list[nn.Module] = [nn.Flatten(), GaussianNoise(input_noise)]
+        width = 28 * 28
+        for i, units in enumerate(hidden):
+            if i > 0:
+                layers.append(GaussianNoise(hidden_noise))
+            layers += [_weight_norm(nn.Linear(width, units)), nn.ReLU()]
+            width = units
+        self.body = nn.Sequential(*layers)  # features: the last hidden layer's ReLU output, before its noise
+        self.before_head = GaussianNoise(hidden_noise)
+        self.classifier = _weight_norm(nn.Linear(width, num_classes))
