@@ -12,7 +12,7 @@ export LIGHTNING_GANS_DATA := $(DATA_DIR)
 export WANDB_MODE ?= offline
 
 .DEFAULT_GOAL := help
-.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality bench-seeds bench-ddp bench-precision gpu-check compare extractor lint format clean
+.PHONY: help install train test bench bench-step bench-fid bench-toy bench-quality bench-seeds bench-translation bench-age bench-ddp bench-precision gpu-check compare extractor lint format clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -59,6 +59,16 @@ bench-seeds: $(STAMP) ## one MNIST recipe over seeds 0,1,2: FID and the smallest
 	@$(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" 2>/dev/null \
 		|| $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
 	$(PY) benchmarks/bench_seeds.py --data_dir $(DATA_DIR) --experiment $(if $(filter $(origin EXP),command line),$(EXP),dcgan_mnist_recommended) $(ARGS)
+
+# Real MNIST under DATA_DIR (edges ↔ digits set written once); 3 runs × 16 CPU-min, 2 at a time (~40 min).
+bench-translation: $(STAMP) ## CycleGAN vs DiscoGAN (chapter, recommended) on MNIST edges <-> digits: label agreement
+	@$(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" 2>/dev/null \
+		|| $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
+	$(PY) benchmarks/bench_translation.py --data_dir $(DATA_DIR) $(ARGS)
+
+# Synthetic faces (no download); stage 1, 2 and 3 with a trained identity network, one thread (~30 min).
+bench-age: $(STAMP) ## Age-cGAN stages 1-3 on synthetic faces: age accuracy, identity cosine before/after stage 3
+	$(PY) benchmarks/bench_age_cgan.py $(or $(ARGS),--steps 1500 --minutes 15 --encoder-steps 600 --identity-steps 400)
 
 bench-fid: $(STAMP) ## one FID evaluation (N=10k): our callback core vs torchmetrics directly, and the cache
 	$(PY) benchmarks/bench_fid.py $(ARGS)

@@ -23,6 +23,7 @@ Prints only::
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -123,6 +124,48 @@ def fit(runs: Path, data: Path, *options: str) -> tuple[Path, int, float]:
     return ckpt, torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"], minutes
 
 
+def identity_stage(args: argparse.Namespace, runs: Path, encoder_ckpt: Path, judge: nn.Module) -> None:
+    """Stage 3 with an identity network trained on the synthetic people (``face_identity.py``), measured before
+    (the stage-2 checkpoint) and after on ``args.n`` faces of people that neither network has seen."""
+    from face_identity import export, identity_report, strangers, train_identity
+
+    from lightning_gans.workflows.sampling import load_module
+
+    start = time.perf_counter()
+    net, check = train_identity(args.identity_persons, args.identity_epochs)
+    fr_path = export(net, runs / "face_identity.pt")
+    minutes = (time.perf_counter() - start) / 60
+    print(
+        f"\nidentity network: {args.identity_persons} training people × 6 ages, {minutes:.1f} min; "
+        f"on {args.identity_persons // 3} new people: cosine same person at another age "
+        f"{check['cos_same_person_other_age']:.3f}, other people {check['cos_other_person']:.3f}, rank-1 "
+        f"identification across ages {check['rank1_across_ages']:.3f}; TorchScript {fr_path}"
+    )
+    fr = {
+        "class_path": "lightning_gans.networks.face_recognition.UserFaceEmbedding",
+        "init_args": {"path": str(fr_path), "input_size": 32, "input_range": "signed"},
+    }
+    options = ["--model.stage=identity", f"--model.encoder_ckpt={encoder_ckpt}", "--trainer.callbacks=[]"]
+    options += [f"--model.face_recognition={json.dumps(fr)}", f"--trainer.max_steps={args.identity_steps}"]
+    identity_ckpt, steps, minutes = fit(runs, args.data, *options)
+    print(f"stage 3 (identity): {steps} steps in {minutes:.1f} min wall; checkpoint {identity_ckpt}")
+    faces, ages = strangers(args.n)
+    print(
+        "\n| Age-cGAN | identity cosine, own age | identity cosine, other ages | judge accuracy, requested age | "
+        "pixel L1, own age |\n|---|---|---|---|---|"
+    )
+    for name, ckpt in (("stage 2 (before stage 3)", encoder_ckpt), (f"stage 3, {steps} steps", identity_ckpt)):
+        r = identity_report(load_module(ckpt), net, judge, faces, ages)
+        print(
+            f"| {name} | {r['cos_own_age']:.3f} | {r['cos_other_ages']:.3f} | {r['judge_accuracy']:.3f} | "
+            f"{r['l1_own_age']:.3f} |"
+        )
+    print(
+        f"| reference: real pictures, same person at another age / other people | "
+        f"{check['cos_same_person_other_age']:.3f} | {check['cos_other_person']:.3f} (other people) | — | — |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "data" / "age_faces")
@@ -133,6 +176,9 @@ def main() -> None:
     parser.add_argument("--cgan-ckpt", type=Path, default=None, help="reuse a stage-1 checkpoint (skip stage 1)")
     parser.add_argument("--encoder-steps", type=int, default=0, help="then train stage 2 (encoder) this long")
     parser.add_argument("--encoder-fixed-pairs", default="1000", help="the chapter's 1000, or null: fresh pairs")
+    parser.add_argument("--identity-steps", type=int, default=0, help="then stage 3 (identity) this long")
+    parser.add_argument("--identity-persons", type=int, default=600, help="people the identity network learns")
+    parser.add_argument("--identity-epochs", type=int, default=12)
     args = parser.parse_args()
     torch.set_num_threads(1)
     os.environ.setdefault("WANDB_MODE", "disabled")
@@ -187,6 +233,8 @@ def main() -> None:
         print(f"\nstage 2 (encoder): {steps} steps in {minutes:.1f} min wall; checkpoint {encoder_ckpt}")
         print(f"relative latent error ‖E(G(z, y)) − z‖ / ‖z‖ on fresh pairs: {aging['latent_error']:.3f}")
         print(f"real faces encoded and rendered at all six ages: judge accuracy {aging['accuracy']:.3f} (chance 0.167)")
+        if args.identity_steps > 0:
+            identity_stage(args, runs, encoder_ckpt, judge)
 
 
 if __name__ == "__main__":

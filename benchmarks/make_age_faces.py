@@ -18,6 +18,7 @@ extra entries with impossible ages (0 or 120) exercise the datamodule's dropping
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +31,48 @@ BIN_UPPER = (*AGE_BIN_UPPER, 90)
 PHOTO_YEAR = 2010
 
 
-def draw_face(age_bin: int, rng: np.random.Generator, size: int = 64) -> np.ndarray:
-    """One H×W×3 uint8 face-like picture of a random person at ``age_bin`` (see the module docstring)."""
+@dataclass(frozen=True)
+class Person:
+    """The age-independent features of one synthetic person (what an identity network should recognise)."""
+
+    background: tuple[float, float, float]
+    centre_x: float
+    half_width: float
+    half_height: float
+    hair_length: float
+    hair_jitter: float
+    skin_jitter: float
+    eye_spacing: float
+    mouth_width: float
+
+
+def random_person(rng: np.random.Generator) -> Person:
+    """A random person (the draws, in this order, of the original one-picture-per-person faces)."""
+    background = tuple(float(v) for v in rng.uniform(20, 200, 3))
+    centre_x = 0.5 + rng.uniform(-0.04, 0.04)
+    half_width, half_height = rng.uniform(0.24, 0.32), rng.uniform(0.32, 0.37)
+    hair_length, hair_jitter, skin_jitter = rng.uniform(0.05, 0.2), rng.uniform(-12, 12), rng.uniform(-25, 25)
+    eye_spacing, mouth_width = rng.uniform(0.09, 0.13), rng.uniform(0.06, 0.1)
+    return Person(background, centre_x, half_width, half_height, hair_length, hair_jitter, skin_jitter, eye_spacing,
+                  mouth_width)  # fmt: skip
+
+
+def render_face(person: Person, age_bin: int, rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """``person`` at ``age_bin`` as an H×W×3 uint8 picture; ``rng`` only adds the pixel noise (σ = 4 levels)."""
     t = age_bin / 5.0
     yy, xx = np.mgrid[:size, :size].astype(np.float32) / size  # [0, 1) coordinates
     image = np.empty((size, size, 3), dtype=np.float32)
-    image[:] = rng.uniform(20, 200, 3)  # background
-    cx, cy = 0.5 + rng.uniform(-0.04, 0.04), 0.55
-    half_w, half_h = rng.uniform(0.24, 0.32), rng.uniform(0.32, 0.37)
+    image[:] = person.background
+    cx, cy, half_w, half_h = person.centre_x, 0.55, person.half_width, person.half_height
     face = ((xx - cx) / half_w) ** 2 + ((yy - cy) / half_h) ** 2 <= 1.0
     # hair: a cap above the face's upper part, length per person
-    hair_len = rng.uniform(0.05, 0.2)
     hair = (((xx - cx) / (half_w + 0.05)) ** 2 + ((yy - cy) / (half_h + 0.06)) ** 2 <= 1.0) & (
-        yy < cy - half_h + 0.18 + hair_len
+        yy < cy - half_h + 0.18 + person.hair_length
     )
-    hair_colour = (1 - t) * np.array([70, 45, 25]) + t * np.array([215, 215, 210]) + rng.uniform(-12, 12)
+    hair_colour = (1 - t) * np.array([70, 45, 25]) + t * np.array([215, 215, 210]) + person.hair_jitter
     image[hair & ~face] = hair_colour
     image[hair & face & (yy < cy - half_h + 0.12)] = hair_colour  # fringe
-    skin = np.array([225, 180, 150]) + rng.uniform(-25, 25) - 6 * age_bin
+    skin = np.array([225, 180, 150]) + person.skin_jitter - 6 * age_bin
     skin_mask = face & ~(hair & (yy < cy - half_h + 0.12))
     image[skin_mask] = skin
     # wrinkles: age_bin lines on the forehead
@@ -57,13 +82,34 @@ def draw_face(age_bin: int, rng: np.random.Generator, size: int = 64) -> np.ndar
         line = skin_mask & (np.abs(yy - row) < 0.8 / size) & (np.abs(xx - cx) < half_w * 0.6)
         image[line] = skin * 0.55
     # eyes and mouth
-    spacing = rng.uniform(0.09, 0.13)
-    for ex in (cx - spacing, cx + spacing):
+    for ex in (cx - person.eye_spacing, cx + person.eye_spacing):
         image[((xx - ex) / 0.035) ** 2 + ((yy - (cy + 0.02)) / 0.02) ** 2 <= 1.0] = (30, 30, 40)
-    mouth = (np.abs(yy - (cy + 0.2)) < 0.015) & (np.abs(xx - cx) < rng.uniform(0.06, 0.1))
+    mouth = (np.abs(yy - (cy + 0.2)) < 0.015) & (np.abs(xx - cx) < person.mouth_width)
     image[mouth] = (150, 60, 60)
     image += rng.normal(0, 4, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def draw_face(age_bin: int, rng: np.random.Generator, size: int = 64) -> np.ndarray:
+    """One H×W×3 uint8 face-like picture of a random person at ``age_bin`` (see the module docstring)."""
+    return render_face(random_person(rng), age_bin, rng, size)
+
+
+def identity_faces(persons: int, seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``persons`` random people (seeded; other seeds than the data set's give other people), each drawn at all
+    six age bins: (images P·6×H×W×3 uint8, person ids, age bins), for training and testing an identity network.
+    Every picture gets a new random background (photos of one person in different places), so that a person is
+    recognised by the face and hair, not by the backdrop."""
+    rng = np.random.default_rng(seed)
+    people = [random_person(rng) for _ in range(persons)]
+    images = np.stack(
+        [
+            render_face(replace(person, background=tuple(rng.uniform(20, 200, 3))), age_bin, rng, size)
+            for person in people
+            for age_bin in range(6)
+        ]
+    )
+    return images, np.repeat(np.arange(persons), 6), np.tile(np.arange(6), persons)
 
 
 def make_age_faces(out: Path, per_bin: int = 1000, size: int = 64, invalid: int = 20, seed: int = 0) -> Path:
