@@ -143,7 +143,8 @@ class GANLightningCLI(LightningCLI):
         parser.add_argument(
             "--wandb.mode",
             type=str,
-            default=os.environ.get("WANDB_MODE", "offline"),
+            # "dryrun": W&B's old name for offline, which wandb itself writes to WANDB_MODE during an offline run
+            default=os.environ.get("WANDB_MODE", "offline").replace("dryrun", "offline"),
             help="offline (default) | online | disabled",
         )
         parser.add_argument("--wandb.project", type=str, default="lightning-gans")

@@ -184,6 +184,15 @@ def test_bad_wandb_mode(runs: Path, capsys: pytest.CaptureFixture) -> None:
     assert "--wandb.mode must be offline, online or disabled" in capsys.readouterr().err
 
 
+def test_wandb_mode_dryrun_is_offline(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """wandb writes WANDB_MODE=dryrun (its old name for offline) during an offline run; a later fit in the same
+    process (the benchmarks' stages) must read it as offline, not stop at the mode check."""
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_MODE", "dryrun")
+    run = _fit(runs, "toy_grid", "--trainer.max_steps=1")
+    assert list((run / "wandb").glob("offline-run-*"))
+
+
 def test_missing_mnist(runs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     empty = tmp_path / "empty_data"
     empty.mkdir()

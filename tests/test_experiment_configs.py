@@ -39,6 +39,7 @@ RENAMED_KEYS: dict[str, str] = {
 ADDED_OPTIONS: dict[str, object] = {
     "model.init_args.compile": False, "model.init_args.channels_last": False,
     "model.init_args.feature_matching_weight": 0.0,  # CycleGAN/DiscoGAN (issue 20, item 2)
+    "model.init_args.d_objective": "separate",  # SGAN (issue 20, item 3): the book's separate D steps
     **{f"model.init_args.{g}.init_args.skips": False for g in ("G_AB", "G_BA")},  # DiscoGANGenerator's U-Net option
 }  # fmt: skip
 # ImageQualityCallback options added after the snapshot (PRDC's k, repeats, a reference stats file), at their defaults.
@@ -370,6 +371,7 @@ def test_salimans_sgan_recipe_values(env: None) -> None:
     assert values[f"{m}.discriminator.class_path"] == "lightning_gans.networks.sgan.SalimansDiscriminator28"
     assert values[f"{m}.discriminator.init_args.hidden"] == [1000, 500, 250, 250, 250]
     assert values[f"{m}.tricks.feature_matching"] == "replace" and values[f"{m}.schedule.d_steps"] == "joint"
+    assert values[f"{m}.d_objective"] == "joint" and values[f"{m}.d_fakes_eval_mode"] is False
     for opt in ("optimizer_g", "optimizer_d", "optimizer_d_supervised"):
         assert values[f"{m}.{opt}.init_args.lr"] == 3e-3 and values[f"{m}.{opt}.init_args.betas"] == [0.5, 0.999]
     assert values["data.init_args.batch_size"] == 100 and values["data.init_args.selection"] == "balanced"

@@ -129,8 +129,9 @@ class _RecordSteps(pl.Callback):
         ({}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),  # Listing 7.9
         ({"tricks": Tricks(feature_matching="replace")}, ["d_supervised", "d_unsupervised", "d_unsupervised", "g"]),
         ({"adversarial": False}, ["d_supervised"]),  # the supervised baseline
+        ({"d_objective": "joint", "schedule": Schedule(d_steps="joint")}, ["d_unsupervised", "g"]),  # Salimans
     ],
-    ids=["book", "feature_matching", "baseline"],
+    ids=["book", "feature_matching", "baseline", "joint"],
 )
 def test_optimizer_steps_per_iteration(mnist_root: Path, tmp_path: Path, kwargs: dict, per_iteration: list) -> None:
     module = SGAN(latent_dim=100, **kwargs)
@@ -301,3 +302,17 @@ def test_feature_matching_add_keeps_the_adversarial_term(mnist_root: Path) -> No
     torch.testing.assert_close(logs["loss"], adversarial + fm)
     with pytest.raises(ValueError, match="drop feature_layer"):
         SGAN(latent_dim=100, tricks=Tricks(feature_matching="replace", feature_layer="body.0"))
+
+
+def test_joint_d_objective_is_supervised_plus_half_the_unsupervised_loss(mnist_root: Path, tmp_path: Path) -> None:
+    """d_objective='joint': one optimizer_d step on CE + ½·(BCE real + BCE fake), Salimans et al.'s D objective."""
+    torch.manual_seed(0)
+    module = SGAN(latent_dim=100, d_objective="joint", schedule=Schedule(d_steps="joint"))
+    trainer = _trainer(tmp_path, max_steps=1, limit_val_batches=0)
+    trainer.fit(module, datamodule=_data(mnist_root))
+    logs = trainer.callback_metrics
+    expected = logs["d_supervised"] + 0.5 * (logs["d_real"] + logs["d_fake"])
+    assert logs["d_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="use schedule.d_steps='joint'"):
+        SGAN(d_objective="joint")  # the book's default real_then_fake split
+

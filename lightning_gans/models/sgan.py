@@ -19,6 +19,8 @@ Per iteration (one GAN step, four optimizer steps in the order of the book's Lis
    features f (Salimans et al. 2016, §3.1; the real batch is the unlabelled one). SGAN matches its D's
    ``features()`` (``feature_layer`` does not apply) through one joint real+fake forward (see ``generator_step``).
 The two D optimizers keep separate Adam moments on the same weights, as the book's two compiled Keras models.
+``d_objective="joint"`` instead takes one ``optimizer_d`` step on L_supervised + ½·(unsupervised real + fake), the
+single D objective of Salimans et al.'s code (``sgan_mnist_salimans.yaml``).
 Optimizers are ordered (G, D-unsupervised, D-supervised), so index 1 is the adversarial D optimizer as in every
 other model. ``adversarial=False`` trains only step 1: the supervised baseline (same body, same labels).
 """
@@ -64,6 +66,7 @@ class SGAN(GANModule):
         optimizer_d_supervised: OptimizerCallable = _keras_adam,
         adversarial: bool = True,
         d_fakes_eval_mode: bool = True,
+        d_objective: Literal["separate", "joint"] = "separate",
         schedule: Schedule = Schedule(d_steps="real_then_fake"),
         **kwargs: Any,
     ) -> None:
@@ -75,6 +78,10 @@ class SGAN(GANModule):
             **kwargs,
         )
         self.supervised_optimizer_factory = optimizer_d_supervised
+        if d_objective not in ("separate", "joint"):
+            raise ValueError(f"d_objective must be 'separate' or 'joint', got {d_objective!r}")
+        if d_objective == "joint" and self.schedule.d_steps != "joint":
+            raise ValueError("d_objective='joint' takes one D step on everything: use schedule.d_steps='joint'")
         for method in ("features", "head", "unsupervised_logit"):
             if not callable(getattr(self.discriminator, method, None)):
                 raise ValueError(f"SGAN needs a discriminator with a {method}() method, like SGANDiscriminator28")
@@ -148,7 +155,10 @@ class SGAN(GANModule):
         return [opt_g, opt_d, opt_supervised], schedulers
 
     def _discriminator_update(self, batch: Batch) -> dict:
-        """Step 1 (supervised), then steps 2–3 (unsupervised real, fake) through the base D update."""
+        """Step 1 (supervised), then steps 2–3 (unsupervised real, fake) through the base D update; with
+        ``d_objective="joint"`` one step of ``optimizer_d`` on both (``_joint_update``)."""
+        if self.hparams.get("d_objective", "separate") == "joint" and self.hparams.adversarial:
+            return self._joint_update(batch)
         logs = self._supervised_update(batch)
         if self.hparams.adversarial:
             logs.update(super()._discriminator_update(batch))
@@ -156,6 +166,22 @@ class SGAN(GANModule):
 
     def _generator_update(self, batch: Batch) -> dict:
         return super()._generator_update(batch) if self.hparams.adversarial else {}
+
+    def _joint_update(self, batch: Batch) -> dict:
+        """Salimans et al. 2016's D objective in one optimizer step: L_supervised + ½·(BCE real + BCE fake) (their
+        code's loss_lab + loss_unl); ``optimizer_d_supervised`` is not used."""
+        optimizer = self.optimizers()[1]
+        self.toggle_optimizer(optimizer)
+        try:
+            supervised = self.supervised_step(batch)
+            unsupervised = self.discriminator_step(batch, "both")
+            loss = supervised["loss"] + 0.5 * unsupervised["loss"]
+            self._optimize(optimizer, loss, self.regularisers.gradient_clip_d, "d_loss")
+        finally:
+            self.untoggle_optimizer(optimizer)
+        logs = {k: v.detach() for k, v in unsupervised.items() if k != "loss"}
+        return {**logs, "d_supervised": supervised["loss"].detach(), "train_accuracy": supervised["train_accuracy"],
+                "d_loss": loss.detach()}  # fmt: skip
 
     def _supervised_update(self, batch: Batch) -> dict:
         optimizer = self.optimizers()[2]
