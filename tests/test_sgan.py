@@ -315,4 +315,3 @@ def test_joint_d_objective_is_supervised_plus_half_the_unsupervised_loss(mnist_r
     assert logs["d_loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="use schedule.d_steps='joint'"):
         SGAN(d_objective="joint")  # the book's default real_then_fake split
-
