@@ -115,12 +115,19 @@ def strangers(n: int, image_size: int = 32, seed: int = 1003) -> tuple[torch.Ten
 
 
 @torch.no_grad()
-def identity_report(module, net: nn.Module, judge: nn.Module, faces: torch.Tensor, ages: torch.Tensor) -> dict:
-    """Faces encoded and re-rendered at all six ages by an Age-cGAN ``module`` (``age_faces``): the identity
-    network's cosine between each input face and its re-rendering at its own age and at the five other ages, the
-    age judge's accuracy on the requested ages, and the pixel L1 of the own-age re-rendering."""
+def identity_report(
+    module,
+    net: nn.Module,
+    judge: nn.Module,
+    faces: torch.Tensor,
+    ages: torch.Tensor,
+    latents: torch.Tensor | None = None,
+) -> dict:
+    """Faces encoded (or ``latents``) and re-rendered at all six ages by an Age-cGAN ``module`` (``age_faces``): the
+    identity network's cosine between each input face and its re-rendering at its own age and at the five other
+    ages, the age judge's accuracy on the requested ages, and the pixel L1 of the own-age re-rendering."""
     n = len(faces)
-    aged = module.age_faces(faces).view(n, 6, *faces.shape[1:])
+    aged = module.age_faces(faces, latents).view(n, 6, *faces.shape[1:])
     cos = (embed(net, aged.flatten(0, 1)).view(n, 6, -1) * embed(net, faces)[:, None]).sum(-1)  # n × 6
     own = torch.zeros(n, 6, dtype=torch.bool)
     own[torch.arange(n), ages] = True
