@@ -156,7 +156,7 @@ def identity_stage(args: argparse.Namespace, runs: Path, encoder_ckpt: Path, jud
         "pixel L1, own age |\n|---|---|---|---|---|"
     )
     stage2 = load_module(encoder_ckpt)
-    embedding = UserFaceEmbedding(str(fr_path), input_size=32, input_range="signed")
+    embedding = UserFaceEmbedding(**fr["init_args"])  # the FR stage 3 trained with, for the latent optimisation
     rows = [
         ("stage 2 (before stage 3)", identity_report(stage2, net, judge, faces, ages)),
         (f"stage 3, {steps} steps (E and G updated: the chapter)", identity_report(load_module(identity_ckpt), net,

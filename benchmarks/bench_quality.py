@@ -58,6 +58,11 @@ def _env(threads: int, data_dir: str) -> dict[str, str]:
     return env
 
 
+def budget_args(minutes: float) -> list[str]:
+    """``lightning-gans fit`` flags appending a ``TrainingBudget`` of ``minutes`` CPU-minutes of training steps."""
+    return ["--trainer.callbacks+=lightning_gans.callbacks.TrainingBudget", f"--trainer.callbacks.minutes={minutes}"]
+
+
 def _latest_run(runs_dir: Path, experiment: str) -> Path | None:
     runs = sorted(p for p in (runs_dir / experiment).glob("*") if (p / "checkpoints" / "last.ckpt").exists())
     return runs[-1] if runs else None
@@ -73,10 +78,7 @@ def train(job: Job, args: argparse.Namespace) -> None:
     runs_dir = Path(args.runs_dir)
     cmd = [*CLI, "fit", "--config", str(REPO / "experiments" / f"{job.experiment}.yaml")]
     cmd += ["--experiment", job.experiment, "--runs_dir", str(runs_dir), "--trainer.enable_progress_bar=false"]
-    cmd += [
-        "--trainer.callbacks+=lightning_gans.callbacks.TrainingBudget",
-        f"--trainer.callbacks.minutes={args.minutes}",
-    ]
+    cmd += budget_args(args.minutes)
     (runs_dir / job.experiment).mkdir(parents=True, exist_ok=True)
     log = runs_dir / job.experiment / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.log"
     start = time.perf_counter()

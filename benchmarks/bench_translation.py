@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench_quality import CLI, REPO, _env, _latest_run
+from bench_quality import CLI, REPO, _env, _latest_run, budget_args
 
 EXPERIMENTS = ("cyclegan_mnist_edges", "discogan_mnist_edges", "discogan_mnist_edges_recommended")
 
@@ -33,10 +33,7 @@ def fit(experiment: str, seed: int, data: Path, args: argparse.Namespace) -> dic
     cmd = [*CLI, "fit", "--config", str(REPO / "experiments" / f"{experiment}.yaml"), "--experiment", name]
     cmd += ["--runs_dir", str(runs_dir), "--trainer.enable_progress_bar=false", f"--seed_everything={seed}"]
     cmd += [f"--data.dataset={data}", "--trainer.max_epochs=1000"]  # the budget ends training
-    cmd += [
-        "--trainer.callbacks+=lightning_gans.callbacks.TrainingBudget",
-        f"--trainer.callbacks.minutes={args.minutes}",
-    ]
+    cmd += budget_args(args.minutes)
     (runs_dir / name).mkdir(parents=True, exist_ok=True)
     log = runs_dir / name / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.log"
     start = time.perf_counter()

@@ -46,9 +46,14 @@ class Person:
     mouth_width: float
 
 
+def random_background(rng: np.random.Generator) -> tuple[float, float, float]:
+    """A uniform random RGB backdrop (levels 20–200)."""
+    return tuple(float(v) for v in rng.uniform(20, 200, 3))
+
+
 def random_person(rng: np.random.Generator) -> Person:
     """A random person (the draws, in this order, of the original one-picture-per-person faces)."""
-    background = tuple(float(v) for v in rng.uniform(20, 200, 3))
+    background = random_background(rng)
     centre_x = 0.5 + rng.uniform(-0.04, 0.04)
     half_width, half_height = rng.uniform(0.24, 0.32), rng.uniform(0.32, 0.37)
     hair_length, hair_jitter, skin_jitter = rng.uniform(0.05, 0.2), rng.uniform(-12, 12), rng.uniform(-25, 25)
@@ -104,7 +109,7 @@ def identity_faces(persons: int, seed: int, size: int = 64) -> tuple[np.ndarray,
     people = [random_person(rng) for _ in range(persons)]
     images = np.stack(
         [
-            render_face(replace(person, background=tuple(rng.uniform(20, 200, 3))), age_bin, rng, size)
+            render_face(replace(person, background=random_background(rng)), age_bin, rng, size)
             for person in people
             for age_bin in range(6)
         ]

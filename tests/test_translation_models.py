@@ -86,7 +86,7 @@ def test_discogan_unet_option_concatenates_mirrored_features(size: int) -> None:
     plain, unet = DiscoGANGenerator(gf=8, image_size=size), DiscoGANGenerator(gf=8, image_size=size, skips=True)
     assert "net.0.weight" in plain.state_dict() and not any(k.startswith("net.") for k in unet.state_dict())
     assert _out(unet, size, batch=2) == (2, 3, size, size)
-    convs = [m for m in unet.up.modules() if isinstance(m, nn.ConvTranspose2d)]
+    convs = [m for m in (*unet.up.modules(), *unet.last.modules()) if isinstance(m, nn.ConvTranspose2d)]
     plain_convs = [m for m in plain.net if isinstance(m, nn.ConvTranspose2d)]
     assert convs[0].in_channels == plain_convs[0].in_channels == 100  # from the 1×1 bottleneck: no mirror
     assert [c.in_channels for c in convs[1:]] == [2 * c.in_channels for c in plain_convs[1:]]

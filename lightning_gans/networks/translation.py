@@ -287,31 +287,23 @@ class DiscoGANGenerator(nn.Module):
             conv = nn.Conv2d(gf * 2 ** (i - 1), gf * 2**i, 4, 2, 1, bias=False)
             down.append(nn.Sequential(conv, _disco_bn(gf * 2**i), nn.LeakyReLU(0.2)))
         top = gf * 2 ** (n - 1)
-        down.append(nn.Sequential(nn.Conv2d(top, bottleneck, 4, 1, 0, bias=False), _disco_bn(bottleneck)))
-        down[-1].append(nn.LeakyReLU(0.2))
+        bottleneck_conv = nn.Conv2d(top, bottleneck, 4, 1, 0, bias=False)
+        down.append(nn.Sequential(bottleneck_conv, _disco_bn(bottleneck), nn.LeakyReLU(0.2)))
         up = [nn.Sequential(nn.ConvTranspose2d(bottleneck, top, 4, 1, 0, bias=False), _disco_bn(top), nn.ReLU())]
         widen = 2 if skips else 1  # the concatenated skip doubles every later up layer's input
         for i in range(n - 1, 0, -1):
             conv = nn.ConvTranspose2d(gf * 2**i * widen, gf * 2 ** (i - 1), 4, 2, 1, bias=False)
             up.append(nn.Sequential(conv, _disco_bn(gf * 2 ** (i - 1)), nn.ReLU()))
-        up.append(nn.Sequential(nn.ConvTranspose2d(gf * widen, channels, 4, 2, 1), nn.Tanh()))
-        if skips:
-            self.down, self.up = keras_init(nn.ModuleList(down)), keras_init(nn.ModuleList(up))
+        last = nn.Sequential(nn.ConvTranspose2d(gf * widen, channels, 4, 2, 1), nn.Tanh())
+        if skips:  # the U-Net layout _unet_forward runs (down, up, last; the bottleneck has no mirror)
+            self.down, self.up, self.last = nn.ModuleList(down), nn.ModuleList(up), last
+            keras_init(self)
         else:  # one flat Sequential: the state-dict keys (net.0 …) of checkpoints made before the option
-            self.net = keras_init(nn.Sequential(*(layer for block in (*down, *up) for layer in block)))
+            self.net = keras_init(nn.Sequential(*(layer for block in (*down, *up, last) for layer in block)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_square(x, self.image_size, type(self).__name__)
-        if not self.skips:
-            return self.net(x)
-        mirrored = []
-        for block in self.down:
-            x = block(x)
-            mirrored.append(x)
-        mirrored.pop()  # the 1×1 bottleneck has no mirror
-        for block in self.up[:-1]:
-            x = torch.cat([block(x), mirrored.pop()], dim=1)
-        return self.up[-1](x)
+        return _unet_forward(self, x) if self.skips else self.net(x)
 
 
 class DiscoGANDiscriminator(nn.Module):
