@@ -45,19 +45,21 @@ def overlay(experiment: str, seed: int, args: argparse.Namespace) -> Path:
     quality = (
         f"{{metrics: [fid, is, coverage, class_kl, class_min], every_n_epochs: null, every_n_steps: {args.every}}}"
     )
+    steps = f"  max_epochs: null\n  max_steps: {args.steps}\n" if args.steps else ""  # None: the experiment's own
     path.write_text(
         f"defaults: [{config_path(experiment)}]\n"
         f"seed_everything: {seed}\n"
-        f"trainer:\n  max_epochs: null\n  max_steps: {args.steps}\n  enable_progress_bar: false\n"
+        f"trainer:\n{steps}  enable_progress_bar: false\n"
         f"  callbacks:\n    lenet_quality: {{init_args: {quality}}}\n"
     )
     return path
 
 
-def train(experiment: str, seed: int, args: argparse.Namespace) -> None:
+def train(experiment: str, seed: int, args: argparse.Namespace, extra: tuple[str, ...] = ()) -> None:
+    """``lightning-gans fit`` of the overlay (plus ``extra`` flags) in its own one-thread process."""
     name = f"{_name(experiment)}-s{seed}"
     cmd = [*CLI, "fit", "--config", str(overlay(experiment, seed, args)), "--experiment", name]
-    cmd += ["--runs_dir", str(args.runs_dir)]
+    cmd += ["--runs_dir", str(args.runs_dir), *extra]
     log = Path(args.runs_dir) / name / f"fit-{time.strftime('%Y%m%d-%H%M%S')}.log"
     start = time.perf_counter()
     with open(log, "w") as fh:

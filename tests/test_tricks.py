@@ -14,7 +14,13 @@ from toy_training import StepRecorder, bare_trainer, toy_loader, toy_module
 from lightning_gans.losses import feature_matching_loss, get_loss
 from lightning_gans.models import GAN
 from lightning_gans.models.options import Regularisers, Schedule, Tricks
-from lightning_gans.networks import DCGANDiscriminator28, MinibatchDiscrimination, MLPDiscriminator, MLPGenerator
+from lightning_gans.networks import (
+    DCGANDiscriminator28,
+    MinibatchDiscrimination,
+    MLPDiscriminator,
+    MLPGenerator,
+    ProGANDiscriminator,
+)
 from lightning_gans.tricks import FeatureTap, instance_noise_std, label_targets, pack_samples
 
 
@@ -216,6 +222,27 @@ def test_minibatch_discrimination_in_discriminators() -> None:
     conv.eval()
     other = torch.cat([x[:1], torch.randn(3, 1, 28, 28)])
     assert not torch.allclose(conv(x)[0], conv(other)[0])
+
+
+def test_minibatch_discrimination_in_the_progan_discriminator() -> None:
+    """ProGANDiscriminator(minibatch_kernels=B): B features of the 4×4 block's c₀ outputs before the score; off by
+    default, where the network (and its checkpoint keys) are the paper's."""
+    tiny = {"resolution": 16, "channels": 1, "channel_base": 64, "max_channels": 8}
+    torch.manual_seed(0)
+    plain = ProGANDiscriminator(**tiny)
+    torch.manual_seed(0)
+    md = ProGANDiscriminator(**tiny, minibatch_kernels=6, minibatch_kernel_dim=3)
+    assert not any(isinstance(m, MinibatchDiscrimination) for m in plain.modules())
+    layer, score = md.final[-2], md.final[-1]
+    assert isinstance(layer, MinibatchDiscrimination) and (layer.in_features, layer.num_kernels) == (8, 6)
+    assert score.weight.shape == (1, 8 + 6) and plain.final[-1].weight.shape == (1, 8)
+    assert {"final.6.weight", "final.6.bias"} <= set(plain.state_dict())  # the default layout is unchanged
+    assert set(md.state_dict()) - set(plain.state_dict()) == {"final.6.T", "final.7.weight", "final.7.bias"}
+    x = torch.randn(4, 1, 16, 16)
+    with torch.no_grad():
+        assert md(x, level=2).shape == (4, 1)
+        other = torch.cat([x[:1], torch.randn(3, 1, 16, 16)])
+        assert not torch.allclose(md(x, level=2)[0], md(other, level=2)[0])  # the batch matters
 
 
 # ------------------------------------------------------------------------------------------- packing (PacGAN)

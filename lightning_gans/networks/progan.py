@@ -9,6 +9,8 @@ G: z → PixelNorm → dense to 4×4 (equalised, gain √2/4 as the official cod
 is a linear 1×1 conv (gain 1) per level, with no tanh (the paper's output is linear; ``sample`` clamps).
 D mirrors it: fromRGB (1×1 conv → LReLU) per level; each level above 4×4: conv 3×3, conv 3×3, 2×2 average
 pool; the 4×4 block: minibatch stddev → conv 3×3 → conv 4×4 (valid, to 1×1) → linear score (gain 1).
+``minibatch_kernels`` > 0 (not in the paper, which has only the stddev feature) adds minibatch discrimination
+(Salimans et al. 2016, §3.2) on the 4×4 block's c₀ output features, before the linear score.
 
 Fade-in (§3, Fig. 2), while level k grows in: G = (1−α)·up(toRGB_{k−1}(h)) + α·toRGB_k(block_k(h)) and
 D = (1−α)·fromRGB_{k−1}(down(x)) + α·block_k(fromRGB_k(x)). At α = 0 and α = 1 the unused path is skipped, so
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lightning_gans.networks.blocks import SQRT2, EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm
+from lightning_gans.networks.minibatch import MinibatchDiscrimination
 
 
 def num_levels(resolution: int) -> int:
@@ -131,6 +134,8 @@ class ProGANDiscriminator(_GrowingNetwork):
         max_channels: int = 512,
         negative_slope: float = 0.2,
         mbstd_group_size: int = 4,
+        minibatch_kernels: int = 0,
+        minibatch_kernel_dim: int = 5,
     ) -> None:
         super().__init__()
         width = _Widths(resolution, channel_base, max_channels)
@@ -151,6 +156,9 @@ class ProGANDiscriminator(_GrowingNetwork):
                 )
             )
         c0 = width(0)
+        minibatch: list[nn.Module] = []
+        if minibatch_kernels:
+            minibatch = [MinibatchDiscrimination(c0, minibatch_kernels, minibatch_kernel_dim)]
         self.final = nn.Sequential(
             MinibatchStdDev(mbstd_group_size),
             EqualizedConv2d(c0 + 1, c0, 3, padding=1),
@@ -158,7 +166,8 @@ class ProGANDiscriminator(_GrowingNetwork):
             EqualizedConv2d(c0, c0, 4),
             nn.LeakyReLU(negative_slope),
             nn.Flatten(),
-            EqualizedLinear(c0, 1, gain=1.0),
+            *minibatch,
+            EqualizedLinear(c0 + minibatch_kernels, 1, gain=1.0),
         )
 
     def level_of(self, x: torch.Tensor) -> int:
