@@ -10,7 +10,8 @@ images (the protocol of ``make bench-seeds``). The CPU-minutes at an evaluation 
 ``log_every_n_steps`` steps early). For a progressive GAN the CSV's ``resolution`` and ``fade_in_alpha`` give the
 step at which the last resolution is fully faded in; the table's class columns start there ("from"), for the other
 models at ``--from_step``. Writes ``<runs_dir>/progress.md`` (table) and ``progress.png`` (FID and the smallest class
-share against CPU-minutes, one line per recipe); a benchmark, not a test (``make bench-progress``)::
+share against CPU-minutes, one line per recipe, and for a growing run a dotted line at its first evaluation
+after the fade-in); a benchmark, not a test (``make bench-progress``)::
 
     .venv/bin/python benchmarks/bench_progress.py --data_dir ../shared/data \
         [--experiments progan_mnist_recommended,dcgan_mnist_recommended] [--minutes 15] [--every 250] [--seed 0]
@@ -104,7 +105,8 @@ def table(rows: list[dict], minutes: float) -> str:
 
 
 def plot(curves: dict[str, tuple[list[dict], int | None]], path: Path) -> None:
-    """FID (log scale) and the smallest class share against CPU-minutes; a dotted line where growth finished."""
+    """FID (log scale) and the smallest class share against CPU-minutes; a dotted line at a growing run's first
+    evaluation after its last resolution is faded in (where the table's class columns start)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -123,7 +125,7 @@ def plot(curves: dict[str, tuple[list[dict], int | None]], path: Path) -> None:
     ax_fid.set(xlabel="CPU-minutes of training steps", ylabel="lenet-mnist FID (10k)", title="FID ↓")
     ax_cls.axhline(5.0, color="grey", lw=0.8, ls="--")
     ax_cls.set(xlabel="CPU-minutes of training steps", ylabel="smallest class share of the fakes (%)",
-               title="class balance ↑ (dashed: 5 %; dotted: last resolution faded in)")  # fmt: skip
+               title="smallest class ↑ (dashed: 5 %; dotted: first evaluation at full size)")  # fmt: skip
     ax_fid.legend(fontsize=8)
     for ax in (ax_fid, ax_cls):
         ax.grid(alpha=0.3)

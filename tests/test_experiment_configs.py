@@ -41,6 +41,9 @@ ADDED_OPTIONS: dict[str, object] = {
     "model.init_args.feature_matching_weight": 0.0,  # CycleGAN/DiscoGAN (issue 20, item 2)
     "model.init_args.d_objective": "separate",  # SGAN (issue 20, item 3): the book's separate D steps
     **{f"model.init_args.{g}.init_args.skips": False for g in ("G_AB", "G_BA")},  # DiscoGANGenerator's U-Net option
+    # ProGANDiscriminator's minibatch discrimination (issue 20, item 6); DCGAN's D had it before the snapshot
+    "model.init_args.discriminator.init_args.minibatch_kernels": 0,
+    "model.init_args.discriminator.init_args.minibatch_kernel_dim": 5,
 }  # fmt: skip
 # ImageQualityCallback options added after the snapshot (PRDC's k, repeats, a reference stats file), at their defaults.
 ADDED_CALLBACK_OPTIONS: dict[str, object] = {"prdc_k": 5, "repeats": 1, "reference": None}
@@ -65,12 +68,17 @@ NEW_EXPERIMENTS: list[str] = [
 # carved from the unlabelled pool (validation_fraction 1/12 = 5,000 images) instead of on the test images, and report
 # the test accuracy of the last and the selected weights at the end (ClassifierTestReport, appended last).
 VALIDATION_SELECTED = ("sgan_mnist", "sgan_mnist_feature_matching", "supervised_baseline_mnist")
-# Deliberate recipe changes (issue 20, item 4): the recommended DCGAN adds minibatch discrimination and one-sided
-# label smoothing (its YAML header cites both; docs/results.md, "DCGAN recipe across seeds"). Exactly these keys.
+# Deliberate recipe changes (issue 20, items 4 and 6): the recommended DCGAN adds minibatch discrimination and
+# one-sided label smoothing, the recommended ProGAN minibatch discrimination (their YAML headers cite them;
+# docs/results.md, "DCGAN recipe across seeds", "ProGAN vs DCGAN under one CPU budget"). Exactly these keys.
 RECIPE_CHANGES: dict[str, dict[str, object]] = {
     "dcgan_mnist_recommended": {
         "model.init_args.tricks.label_smoothing": 0.1,
         "model.init_args.discriminator.init_args.minibatch_kernels": 50,
+    },
+    "progan_mnist_recommended": {  # and back to the book's 16k images per phase (the YAML header says why)
+        "model.init_args.discriminator.init_args.minibatch_kernels": 50,
+        "trainer.callbacks.0.init_args.images_per_phase": 16000,
     },
 }
 # *_recommended.yaml whose book twin is not the name without the suffix.
