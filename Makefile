@@ -60,12 +60,12 @@ bench-seeds: $(STAMP) ## one MNIST recipe over seeds 0,1,2: FID and the smallest
 		|| $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
 	$(PY) benchmarks/bench_seeds.py --data_dir $(DATA_DIR) --experiment $(if $(filter $(origin EXP),command line),$(EXP),dcgan_mnist_recommended) $(ARGS)
 
-# Real MNIST under DATA_DIR (edges ↔ digits set written once); 3 runs × 16 CPU-min, 2 at a time (~40 min).
 bench-progress: $(STAMP) ## MNIST recipes (ProGAN vs DCGAN) under one CPU budget: FID and classes vs CPU-minutes plot
 	@$(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" 2>/dev/null \
 		|| $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)
 	$(PY) benchmarks/bench_progress.py --data_dir $(DATA_DIR) $(ARGS)
 
+# Real MNIST under DATA_DIR (edges ↔ digits set written once); 3 runs × 16 CPU-min, 2 at a time (~40 min).
 bench-translation: $(STAMP) ## CycleGAN vs DiscoGAN (chapter, recommended) on MNIST edges <-> digits: label agreement
 	@$(PY) -c "from lightning_gans.metrics import check_extractor as c; c('lenet-mnist')" 2>/dev/null \
 		|| $(VENV)/bin/lightning-gans train-extractor mnist --data_dir $(DATA_DIR)

@@ -29,11 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench_quality import REPO, budget_args  # sibling scripts: one environment and protocol for the MNIST benchmarks
-from bench_seeds import SUFFIX, _name, evaluations, train
+from bench_seeds import SUFFIX, _name, evaluations, run_dirs, train
 
 
 def latest_run(runs_dir: Path, experiment: str, seed: int) -> Path | None:
-    runs = sorted(p for p in (runs_dir / f"{_name(experiment)}-s{seed}").glob("2*") if (p / "metrics.jsonl").exists())
+    runs = [p for p in run_dirs(runs_dir, experiment, seed) if (p / "metrics.jsonl").exists()]
     return runs[-1] if runs else None
 
 

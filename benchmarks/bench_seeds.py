@@ -76,8 +76,13 @@ def evaluations(run: Path) -> list[dict]:
     return sorted((r for r in rows if f"fid/{SUFFIX}" in r), key=lambda r: r["step"])
 
 
+def run_dirs(runs_dir: Path | str, experiment: str, seed: int) -> list[Path]:
+    """The timestamped run folders of ``experiment`` with ``seed`` under ``runs_dir``, oldest first."""
+    return sorted(p for p in (Path(runs_dir) / f"{_name(experiment)}-s{seed}").glob("2*") if p.is_dir())
+
+
 def seed_row(experiment: str, seed: int, args: argparse.Namespace) -> dict | None:
-    runs = sorted(p for p in (Path(args.runs_dir) / f"{_name(experiment)}-s{seed}").glob("2*") if p.is_dir())
+    runs = run_dirs(args.runs_dir, experiment, seed)
     evals = evaluations(runs[-1]) if runs else []
     late = [r for r in evals if r["step"] >= args.from_step]
     if not late:
